@@ -1,0 +1,53 @@
+"""The ``vaekit`` command line: a table of commands, each in its own module.
+
+Command modules import torch only inside ``run``, so ``vaekit --help`` and every
+command's ``--help`` stay fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import VaekitError
+
+# name -> (module in vaekit.commands, one-line summary); aliases point at the same module.
+COMMANDS = {
+    "train": ("train", "train a model and write a run folder"),
+    "evaluate": ("evaluate", "metrics of a run on held-out data"),
+    "sample": ("sample", "new samples from the prior (alias: generate)"),
+    "generate": ("sample", "alias of sample"),
+    "reconstruct": ("reconstruct", "reconstructions of data through a run's model"),
+    "encode": ("encode", "latent codes (posterior means) of data"),
+    "info": ("info", "what a run holds: config, data, metrics"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vaekit", description="Train and use autoencoders and variational autoencoders.")
+    parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, summary) in COMMANDS.items():
+        module = importlib.import_module(f"vaekit.commands.{module_name}")
+        p = sub.add_parser(name, help=summary, description=module.__doc__.strip().splitlines()[0])
+        module.add_arguments(p)
+        p.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except VaekitError as e:
+        print(f"vaekit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vaekit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

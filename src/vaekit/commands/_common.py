@@ -1,0 +1,74 @@
+"""Helpers the command modules share: argument types and output files."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..atomic import atomic_write
+from ..errors import VaekitError
+
+OUTPUT_SUFFIXES = (".npy", ".png", ".csv")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="a run folder written by vaekit train")
+
+
+def add_data(parser: argparse.ArgumentParser, required: bool = False, default_help: str = "") -> None:
+    parser.add_argument("--data", metavar="SPEC", required=required,
+                        help="mnist-5k, digits, mnist[:test], fashion-mnist, kmnist, cifar10, or a path "
+                             "(IDX folder, image folder, .npy, .npz, .csv)" + default_help)
+
+
+def check_output(path: str, allowed=OUTPUT_SUFFIXES) -> Path:
+    """Fail before any work if the output file cannot be written."""
+    out = Path(path)
+    if out.suffix.lower() not in allowed:
+        raise VaekitError(f"--out {path}: unsupported file type; use {', '.join(allowed)}")
+    if not out.parent.exists():
+        raise VaekitError(f"--out {path}: the folder {out.parent} does not exist; create it first")
+    if out.is_dir():
+        raise VaekitError(f"--out {path} is a folder; give a file name")
+    return out
+
+
+def write_array(out: Path, array, layout: str, columns=None) -> None:
+    """Save samples in the data's own layout: .npy array, .png grid (images), .csv rows (tabular)."""
+    import numpy as np
+
+    suffix = out.suffix.lower()
+
+    def write(tmp: str) -> None:
+        if suffix == ".npy":
+            np.save(tmp, array)
+        elif suffix == ".png":
+            if layout == "tabular":
+                raise VaekitError(f"--out {out}: tabular rows cannot be drawn as a picture; use .npy or .csv")
+            from ..images import save_grid
+
+            images = array[:, None] if layout == "gray" else array.transpose(0, 3, 1, 2)
+            save_grid(Path(tmp), images)
+        else:
+            flat = array.reshape(len(array), -1)
+            header = ",".join(columns) if columns and len(columns) == flat.shape[1] else \
+                ",".join(f"x{i}" for i in range(flat.shape[1]))
+            np.savetxt(tmp, flat, delimiter=",", header=header, comments="", fmt="%.6g")
+
+    atomic_write(out, write)
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout)
+    sys.stdout.write("\n")

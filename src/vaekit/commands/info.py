@@ -1,0 +1,44 @@
+"""Show what a run holds: its config, data, training progress and files."""
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_run, print_json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_run(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Reads JSON files only: no torch, so it is instant.
+    from ..config import RunConfig
+    from ..runfolder import CONFIG, RunFolder
+
+    folder = RunFolder.open(args.run)
+    config = RunConfig.load(folder.file(CONFIG))
+    metrics = folder.metrics()
+    info = {"run": str(folder.path), "config": config.to_dict(),
+            "epochs_done": metrics[-1]["epoch"] if metrics else 0,
+            "last_epoch": metrics[-1] if metrics else None,
+            "best_val_loss": min((m["val_loss"] for m in metrics if m.get("val_loss") is not None),
+                                 default=None),
+            "files": sorted(p.name for p in folder.path.iterdir() if not p.name.startswith("."))}
+    if args.json:
+        print_json(info)
+        return 0
+    m, d, t = config.model, config.data, config.train
+    print(f"run      {info['run']}")
+    print(f"model    {m.model} ({m.arch}), input {tuple(m.input_shape)}, hidden {list(m.hidden_dims)}, "
+          f"latent {m.latent_dim}, likelihood {m.likelihood}")
+    print(f"data     {d.spec} ({d.layout}), validation fraction {d.val_fraction}")
+    print(f"training {info['epochs_done']}/{t.epochs} epochs, batch {t.batch_size}, lr {t.lr}, seed {t.seed}")
+    if metrics:
+        last = metrics[-1]
+        val = f", val loss {last['val_loss']:.2f}" if last.get("val_loss") is not None else ""
+        print(f"last     train loss {last['train_loss']:.2f}{val}, {last['samples_per_s']:,.0f} samples/s")
+    if info["best_val_loss"] is not None:
+        print(f"best     val loss {info['best_val_loss']:.2f}")
+    print(f"files    {', '.join(info['files'])}")
+    return 0

@@ -1,0 +1,78 @@
+"""Train an AE or VAE and write a run folder (config, metrics, weights, pictures).
+
+Defaults train the classic VAE (784-400-20, Bernoulli output) on the bundled mnist-5k.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import add_data, positive_int
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.replace(" ", "").split(",") if w)
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected widths such as 400 or 512,256, got {text!r}")
+    return widths
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    # Defaults are None so that --resume can tell which options were given.
+    add_data(p, default_help=" (default: mnist-5k)")
+    p.add_argument("--model", choices=("ae", "vae"), help="model type (default: vae)")
+    p.add_argument("--arch", choices=("mlp",), help="network architecture (default: mlp)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (default: 50)")
+    p.add_argument("--batch-size", type=positive_int, help="samples per step (default: 128)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--latent-dim", type=positive_int, help="size of the code z (default: 20)")
+    p.add_argument("--hidden-dims", type=_widths, metavar="W[,W...]",
+                   help="hidden layer widths, encoder order (default: 400)")
+    p.add_argument("--likelihood", choices=("auto", "bernoulli", "gaussian"),
+                   help="p(x|z): bernoulli for data in [0, 1], gaussian otherwise (default: auto)")
+    p.add_argument("--seed", type=int, help="seed for initialisation, split and shuffling (default: 0)")
+    p.add_argument("--val-fraction", type=_fraction,
+                   help="share of the data held out for validation and early stopping (default: 0.1)")
+    p.add_argument("--patience", type=positive_int,
+                   help="stop after this many epochs without validation improvement (default: 10)")
+    p.add_argument("--image-size", metavar="H[xW]", help="resize images of an image folder to this size")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
+    p.add_argument("--out", metavar="DIR", help="run folder to create (default: runs/<model>-<data>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue training an existing run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+OPTIONS = ("model", "arch", "epochs", "batch_size", "lr", "latent_dim", "hidden_dims", "likelihood",
+           "seed", "val_fraction", "patience", "device")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import parse_image_size
+    from ..run import train
+
+    options = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
+    if args.image_size is not None:
+        options["image_size"] = parse_image_size(args.image_size)
+    if args.quiet:
+        options["progress"] = False
+    result = train(args.data, out=args.out, resume=args.resume, **options)
+    last = result.metrics()[-1]
+    loss = last["val_loss"] if last["val_loss"] is not None else last["train_loss"]
+    print(f"trained {result.config.model.model} on {result.config.data.spec}: "
+          f"{'val' if last['val_loss'] is not None else 'train'} loss {loss:.2f} nats/sample after "
+          f"{last['epoch']} epochs", file=sys.stderr)
+    print(result.path)
+    return 0

@@ -1,0 +1,121 @@
+"""Configuration dataclasses, one per concern, serialised to a run's ``config.json``.
+
+``config.json`` holds everything needed to rebuild the model and re-create the data
+split, so every command works from the run folder alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import VaekitError
+
+MODELS = ("ae", "vae")
+ARCHS = ("mlp",)
+LIKELIHOODS = ("auto", "bernoulli", "gaussian")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class DataConfig:
+    spec: str = "mnist-5k"
+    val_fraction: float = 0.1
+    image_size: tuple[int, int] | None = None  # resize every image to (H, W)
+    # Filled in from the data: how the user's files hold samples, and tabular column names.
+    layout: str = ""
+    columns: list[str] | None = None
+
+    def validate(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise VaekitError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class ModelConfig:
+    model: str = "vae"
+    arch: str = "mlp"
+    latent_dim: int = 20
+    hidden_dims: tuple[int, ...] = (400,)
+    likelihood: str = "auto"
+    # Filled in from the data: the shape of one sample, channel-first for images.
+    input_shape: tuple[int, ...] = ()
+
+    def validate(self) -> None:
+        if self.model not in MODELS:
+            raise VaekitError(f"unknown --model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.arch not in ARCHS:
+            raise VaekitError(f"unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.likelihood not in LIKELIHOODS:
+            raise VaekitError(
+                f"unknown --likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+        if self.latent_dim < 1:
+            raise VaekitError(f"--latent-dim must be at least 1, got {self.latent_dim}")
+        if not self.hidden_dims or any(h < 1 for h in self.hidden_dims):
+            raise VaekitError(
+                f"--hidden-dims must be positive widths such as 400 or 512,256, got {self.hidden_dims}")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    patience: int | None = 10  # epochs without validation improvement before stopping
+    device: str = "auto"
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise VaekitError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise VaekitError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise VaekitError(f"--lr must be positive, got {self.lr}")
+        if self.patience is not None and self.patience < 1:
+            raise VaekitError(f"--patience must be at least 1, got {self.patience}")
+        if self.device not in DEVICES:
+            raise VaekitError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.data.validate()
+        self.train.validate()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        def build(kind, values):
+            names = {f.name for f in dataclasses.fields(kind)}
+            obj = kind(**{k: v for k, v in values.items() if k in names})
+            for f in dataclasses.fields(kind):  # JSON turns tuples into lists
+                if isinstance(getattr(obj, f.name), list):
+                    setattr(obj, f.name, tuple(getattr(obj, f.name)))
+            return obj
+
+        return cls(model=build(ModelConfig, d.get("model", {})),
+                   data=build(DataConfig, d.get("data", {})),
+                   train=build(TrainConfig, d.get("train", {})))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise VaekitError(f"{path} is missing: is {path.parent} a vaekit run folder?") from None
+        except (json.JSONDecodeError, TypeError, AttributeError) as e:
+            raise VaekitError(f"{path} is not a valid vaekit config ({e}); retrain the run") from None

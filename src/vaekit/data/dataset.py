@@ -1,0 +1,135 @@
+"""The in-memory dataset every command works on: one contiguous tensor, batched by index."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..errors import VaekitError
+
+# How the user's own files hold the samples; outputs are written back in the same layout.
+TABULAR, GRAY, CHANNEL_LAST = "tabular", "gray", "channel-last"
+
+
+@dataclass
+class Dataset:
+    """All samples of a data spec, ready for training.
+
+    ``x`` is (N, D) for tabular data and (N, C, H, W) for images; uint8 images stay uint8
+    (a quarter of the memory) and become floats in [0, 1] only when a batch is taken.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    layout: str
+    name: str
+    columns: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def kind(self) -> str:
+        return "tabular" if self.layout == TABULAR else "image"
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def batch(self, index: torch.Tensor | slice | None = None) -> torch.Tensor:
+        """Float32 samples at ``index`` (all of them for None), uint8 scaled to [0, 1]."""
+        x = self.x if index is None else self.x[index]
+        if x.dtype == torch.uint8:
+            return x.float().mul_(1.0 / 255.0)
+        return x.float()
+
+    def subset(self, index: torch.Tensor) -> "Dataset":
+        return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
+
+    def to(self, device: torch.device) -> "Dataset":
+        return replace(self, x=self.x.to(device), y=None if self.y is None else self.y.to(device))
+
+    def split(self, val_fraction: float, seed: int) -> tuple["Dataset", "Dataset | None"]:
+        """A random train/validation split that depends only on the seed and the size."""
+        n_val = int(round(len(self) * val_fraction))
+        if n_val == 0:
+            return self, None
+        if n_val >= len(self):
+            raise VaekitError(
+                f"{self.name} has {len(self)} samples, too few for --val-fraction {val_fraction}; "
+                "use a smaller fraction or more data")
+        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.subset(perm[n_val:]), self.subset(perm[:n_val])
+
+    def value_range(self) -> tuple[float, float]:
+        if self.x.dtype == torch.uint8:
+            return 0.0, 1.0
+        return float(self.x.min()), float(self.x.max())
+
+    def to_layout(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
+        return to_layout(x, self.layout)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "n": len(self), "kind": self.kind, "layout": self.layout,
+                "sample_shape": list(self.sample_shape), "dtype": str(self.x.dtype).replace("torch.", ""),
+                "labels": self.y is not None}
+
+
+def to_layout(x: torch.Tensor | np.ndarray, layout: str) -> np.ndarray:
+    """Model-space samples (N, C, H, W) or (N, D) as a float32 array in the user's layout."""
+    x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+    if layout == GRAY:
+        return x[:, 0]
+    if layout == CHANNEL_LAST:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    return x
+
+
+def from_arrays(x, y=None, *, name: str, columns=None) -> Dataset:
+    """Validate user arrays and turn them into a :class:`Dataset`.
+
+    Accepted layouts: (N, D) tabular, (N, H, W) grayscale, (N, H, W, C) with C in {1, 3}.
+    """
+    x = np.asarray(x)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise VaekitError(f"{name}: data must be numeric, got dtype {x.dtype}; convert it to numbers first")
+    if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
+        raise VaekitError(f"{name}: the dataset is empty; give a file with at least one sample")
+    if x.ndim == 2:
+        layout = TABULAR
+    elif x.ndim == 3:
+        layout = GRAY
+    elif x.ndim == 4 and x.shape[-1] in (1, 3):
+        layout = CHANNEL_LAST
+    elif x.ndim == 4:
+        hint = " (it looks channel-first: transpose it to (N, H, W, C))" if x.shape[1] in (1, 3) else ""
+        raise VaekitError(f"{name}: images of shape {x.shape[1:]} are not channel-last with 1 or 3 "
+                          f"channels{hint}")
+    else:
+        raise VaekitError(f"{name}: expected (N, D), (N, H, W) or (N, H, W, C) data, got shape {x.shape}")
+
+    if x.dtype != np.uint8:
+        x = x.astype(np.float32)
+        finite = np.isfinite(x)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            raise VaekitError(f"{name}: {int((~finite).sum())} NaN or infinite values (first in sample "
+                              f"{bad[0]}); remove or impute them before training")
+    if layout == GRAY:
+        x = x[:, None]
+    elif layout == CHANNEL_LAST:
+        x = x.transpose(0, 3, 1, 2)
+    xt = torch.from_numpy(np.ascontiguousarray(x))
+
+    yt = None
+    if y is not None:
+        y = np.asarray(y)
+        if y.shape != (x.shape[0],):
+            raise VaekitError(f"{name}: {y.shape[0] if y.ndim else 0} labels for {x.shape[0]} samples; "
+                              "give one label per sample")
+        if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise VaekitError(f"{name}: labels must be whole numbers (class indices)")
+        yt = torch.from_numpy(y.astype(np.int64))
+    return Dataset(x=xt, y=yt, layout=layout, name=name,
+                   columns=tuple(columns) if columns is not None else None)

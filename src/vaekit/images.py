@@ -1,0 +1,43 @@
+"""Image grids as PNG files (Pillow; no plotting library needed for pictures of samples)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def grid(images: np.ndarray, ncol: int = 8, pad: int = 2, min_cell: int = 28) -> np.ndarray:
+    """(N, C, H, W) floats in [0, 1] -> one uint8 picture (rows x cols of cells) as (H', W', C).
+
+    Small images (8x8 digits) are enlarged by a whole factor so each cell is at least
+    ``min_cell`` pixels high, without smoothing.
+    """
+    images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
+    n, c, h, w = images.shape
+    scale = max(1, -(-min_cell // h))
+    images = images.repeat(scale, axis=2).repeat(scale, axis=3)
+    h, w = h * scale, w * scale
+    ncol = max(1, min(ncol, n))
+    nrow = -(-n // ncol)
+    out = np.ones((c, nrow * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        out[:, y:y + h, x:x + w] = images[i]
+    return (out.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+
+
+def save_grid(path: Path, images: np.ndarray, ncol: int = 8) -> Path:
+    from PIL import Image
+
+    picture = grid(images, ncol)
+    Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(path)
+    return path
+
+
+def save_pairs(path: Path, inputs: np.ndarray, outputs: np.ndarray, ncol: int = 8) -> Path:
+    """Rows of inputs, each above the row of their reconstructions."""
+    rows = []
+    for start in range(0, len(inputs), ncol):
+        rows += [inputs[start:start + ncol], outputs[start:start + ncol]]
+    return save_grid(path, np.concatenate(rows), ncol)

@@ -1,0 +1,14 @@
+"""Model classes and the factory that builds one from its config."""
+from __future__ import annotations
+
+from .ae import AE, AEOutput
+from .vae import VAE, VAEOutput
+
+__all__ = ["AE", "AEOutput", "VAE", "VAEOutput", "build_model"]
+
+
+def build_model(cfg) -> AE | VAE:
+    """The model a :class:`vaekit.config.ModelConfig` (with input_shape and likelihood resolved) describes."""
+    cls = {"ae": AE, "vae": VAE}[cfg.model]
+    return cls(input_shape=cfg.input_shape, latent_dim=cfg.latent_dim,
+               hidden_dims=cfg.hidden_dims, likelihood=cfg.likelihood)

@@ -1,0 +1,247 @@
+"""The Python API: ``train(...) -> Run`` and ``load(run_dir) -> Run``."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import likelihoods
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .data import Dataset, from_arrays, load_dataset
+from .data.dataset import to_layout
+from .errors import VaekitError
+from .evaluation import evaluate as evaluate_model
+from .images import save_grid, save_pairs
+from .models import AE, VAE, build_model
+from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, RunFolder
+from .training import Trainer, resolve_device
+
+class Run:
+    """A trained model with its config and run folder.
+
+    Inputs may be a data spec (str or Path), a :class:`~vaekit.data.Dataset`, or an array in
+    the data's own layout ((N, D), (N, H, W) or (N, H, W, C)); outputs come back as NumPy
+    arrays in that same layout.
+    """
+
+    def __init__(self, model: AE | VAE, config: RunConfig, path: Path | None, device: torch.device):
+        self.model = model.to(device).eval()
+        self.config = config
+        self.path = path
+        self.device = device
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, model={self.config.model.model!r}, data={self.config.data.spec!r})"
+
+    # -- data -----------------------------------------------------------------------------
+    def dataset(self, data=None) -> Dataset:
+        """The dataset for ``data``, checked against the model's input shape.
+
+        With ``data=None``: the run's validation split (or its training data when it had none).
+        """
+        if data is None:
+            full = load_dataset(self.config.data.spec, self.config.data.image_size)
+            train, val = full.split(self.config.data.val_fraction, self.config.train.seed)
+            ds = val if val is not None else train
+        elif isinstance(data, Dataset):
+            ds = data
+        elif isinstance(data, (str, os.PathLike)):
+            ds = load_dataset(str(data), self.config.data.image_size)
+        else:
+            if isinstance(data, torch.Tensor):
+                data = data.detach().cpu().numpy()
+            ds = from_arrays(data, name="input")
+        expected = tuple(self.config.model.input_shape)
+        if ds.sample_shape != expected:
+            raise VaekitError(f"{ds.name}: samples have shape {_shape_text(ds)} but the model was trained "
+                              f"on {_shape_text_of(expected, self.config.data.layout)}; give data like the "
+                              "training data")
+        return ds
+
+    def _batches(self, data, fn, batch_size: int = 1024) -> np.ndarray:
+        ds = self.dataset(data)
+        with torch.no_grad():
+            out = [fn(ds.batch(slice(i, i + batch_size)).to(self.device)).cpu()
+                   for i in range(0, len(ds), batch_size)]
+        return torch.cat(out).numpy()
+
+    def _to_layout(self, x: np.ndarray) -> np.ndarray:
+        return to_layout(x, self.config.data.layout)
+
+    # -- what a trained model does ------------------------------------------------------------
+    def encode(self, data=None) -> np.ndarray:
+        """Latent codes (posterior means for a VAE), (N, latent_dim)."""
+        return self._batches(data, self.model.codes)
+
+    def decode(self, z) -> np.ndarray:
+        """Decoded outputs (the likelihood mean) for codes ``z`` (N, latent_dim), in the data layout."""
+        z = torch.as_tensor(np.asarray(z, dtype=np.float32), device=self.device)
+        if z.dim() != 2 or z.shape[1] != self.config.model.latent_dim:
+            raise VaekitError(f"codes must have shape (N, {self.config.model.latent_dim}), got "
+                              f"{tuple(z.shape)}")
+        with torch.no_grad():
+            out = self.model.decode(z)
+            out = out if isinstance(out, torch.Tensor) else out.mean  # a VAE decodes to a distribution
+        return self._to_layout(out.cpu().numpy())
+
+    def reconstruct(self, data=None) -> np.ndarray:
+        return self._to_layout(self._batches(data, self.model.reconstruct))
+
+    def sample(self, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+        """``n`` new samples from the prior, in the data layout."""
+        if n < 1:
+            raise VaekitError(f"the number of samples must be at least 1, got {n}")
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        return self._to_layout(self.model.sample(n, generator=g, temperature=temperature).cpu().numpy())
+
+    def evaluate(self, data=None, iw_samples: int | None = None, seed: int = 0) -> dict:
+        """Metrics per sample (see :func:`vaekit.evaluation.evaluate`)."""
+        if iw_samples is not None and iw_samples < 1:
+            raise VaekitError(f"--iw-samples must be at least 1, got {iw_samples}")
+        return evaluate_model(self.model, self.dataset(data), iw_samples=iw_samples, seed=seed)
+
+    def metrics(self) -> list[dict]:
+        return RunFolder(self.path).metrics() if self.path else []
+
+
+def _shape_text_of(shape: tuple[int, ...], layout: str) -> str:
+    if layout == "gray":
+        return f"{shape[1]}x{shape[2]} grayscale images"
+    if layout == "channel-last":
+        return f"{shape[1]}x{shape[2]}x{shape[0]} images"
+    return f"{shape[0]} features" if len(shape) == 1 else str(shape)
+
+
+def _shape_text(ds: Dataset) -> str:
+    return _shape_text_of(ds.sample_shape, ds.layout)
+
+
+def default_out(model: str, spec: str) -> Path:
+    name = Path(spec.rstrip("/\\")).stem if any(c in spec for c in "/\\.") else spec
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "data"
+    return Path("runs") / f"{model}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def write_pictures(run: Run, folder: RunFolder, data: Dataset) -> None:
+    """``reconstructions.png`` (inputs above outputs) and ``samples.png`` (64 prior samples)."""
+    if data.kind != "image":
+        return  # tabular data has no picture; its report shows per-feature errors instead
+    shown = data.subset(torch.arange(min(32, len(data))))
+    with torch.no_grad():
+        recon = run.model.reconstruct(shown.batch().to(run.device)).cpu().numpy()
+    save_pairs(folder.file(RECONSTRUCTIONS), shown.batch().numpy(), recon)
+    if isinstance(run.model, VAE):
+        g = torch.Generator(device=run.device).manual_seed(0)
+        save_grid(folder.file(SAMPLES), run.model.sample(64, generator=g).cpu().numpy())
+
+
+def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
+    """Load the data and fill in what the config takes from it (shape, layout, likelihood)."""
+    if data is None:
+        dataset = load_dataset(config.data.spec, config.data.image_size)
+    elif isinstance(data, Dataset):
+        dataset = data
+    else:
+        dataset = from_arrays(data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data,
+                              name="array")
+    likelihood = likelihoods.choose(config.model.likelihood, dataset.value_range())
+    model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood)
+    data_cfg = replace(config.data, layout=dataset.layout,
+                       columns=list(dataset.columns) if dataset.columns else None)
+    return replace(config, model=model, data=data_cfg), dataset
+
+
+def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | None) -> Run:
+    device = resolve_device(config.train.device)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model)
+    train_data, val_data = dataset.split(config.data.val_fraction, config.train.seed)
+
+    def on_epoch(metrics: dict, trainer: Trainer, improved: bool) -> None:
+        if improved:
+            folder.save_weights(trainer.model, config)
+        folder.save_state(trainer.state_dict())
+        folder.append_metrics(metrics)
+
+    trainer = Trainer(model, config.train, device, on_epoch=on_epoch)
+    if state is not None:
+        trainer.load_state_dict(state)
+    trainer.fit(train_data, val_data)
+    folder.load_weights(model)  # the best epoch's weights
+    run = Run(model, config, folder.path, device)
+    write_pictures(run, folder, val_data if val_data is not None else train_data)
+    return run
+
+
+def train(data=None, *, out=None, resume=None, **options) -> Run:
+    """Train a model and write its run folder; returns the trained :class:`Run`.
+
+    ``data`` is a spec (default ``'mnist-5k'``) or an array. Options are the fields of
+    :class:`~vaekit.config.ModelConfig`, :class:`~vaekit.config.DataConfig` and
+    :class:`~vaekit.config.TrainConfig` (``model``, ``latent_dim``, ``epochs``, ``lr`` ...).
+    ``resume`` continues an earlier run folder (``epochs`` may be raised).
+    """
+    if resume is not None:
+        return _resume(resume, data=data, **options)
+    groups = {cls: {k: v for k, v in options.items() if k in cls.__dataclass_fields__}
+              for cls in (ModelConfig, DataConfig, TrainConfig)}
+    unknown = set(options) - set().union(*map(set, groups.values()))
+    if unknown:
+        raise VaekitError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    if "hidden_dims" in options:
+        groups[ModelConfig]["hidden_dims"] = tuple(options["hidden_dims"])
+    spec = data if isinstance(data, (str, os.PathLike)) else ("mnist-5k" if data is None else "array")
+    config = RunConfig(model=ModelConfig(**groups[ModelConfig]),
+                       data=DataConfig(spec=str(spec), **groups[DataConfig]),
+                       train=TrainConfig(**groups[TrainConfig]))
+    config.validate()
+    resolve_device(config.train.device)
+    config, dataset = _prepare(config, None if isinstance(data, (str, os.PathLike)) or data is None else data)
+    folder = RunFolder.create(out if out is not None else default_out(config.model.model, config.data.spec))
+    folder.save_config(config)
+    return _fit(config, dataset, folder, state=None)
+
+
+RESUMABLE = ("epochs", "patience", "device", "progress")
+
+
+def _resume(run_dir, data=None, **options) -> Run:
+    folder = RunFolder.open(run_dir)
+    config = RunConfig.load(folder.file(CONFIG))
+    fixed = sorted(set(options) - set(RESUMABLE))
+    if fixed or data is not None:
+        raise VaekitError(f"--resume continues {run_dir} as configured; only {', '.join(RESUMABLE)} may "
+                          f"change (got {', '.join(fixed or ['data'])})")
+    config = replace(config, train=replace(config.train, **options))
+    config.validate()
+    state = folder.load_state()
+    if state["stopped_early"]:
+        raise VaekitError(f"{run_dir} stopped early (validation loss no longer improved); start a new run "
+                          "to train more")
+    if state["epoch"] >= config.train.epochs:
+        raise VaekitError(f"{run_dir} already trained {state['epoch']} epochs; pass --epochs greater than "
+                          f"{state['epoch']} to train on")
+    if config.data.spec == "array":
+        raise VaekitError(f"{run_dir} was trained on an in-memory array, which the run folder does not "
+                          "hold; start a new run")
+    dataset = load_dataset(config.data.spec, config.data.image_size)
+    folder.save_config(config)
+    folder.keep_metrics_through(state["epoch"])
+    return _fit(config, dataset, folder, state)
+
+
+def load(run_dir, device: str = "auto") -> Run:
+    """The trained model of a run folder, ready to encode, reconstruct, sample and evaluate."""
+    folder = RunFolder.open(run_dir)
+    config = RunConfig.load(folder.file(CONFIG))
+    try:
+        model = build_model(config.model)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise VaekitError(f"{folder.file(CONFIG)} describes no buildable model ({e}); retrain the run") from None
+    folder.load_weights(model)
+    return Run(model, config, folder.path, resolve_device(device))

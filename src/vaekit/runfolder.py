@@ -1,0 +1,105 @@
+"""The files of a run folder, each written atomically so a crash never leaves half a file.
+
+``config.json`` holds enough to rebuild the model and the data split, ``metrics.jsonl``
+one line per epoch, ``model.safetensors`` the best weights (loading never runs pickled
+code), ``training_state.pt`` what ``--resume`` needs. torch is imported only by the
+methods that read or write tensors, so ``vaekit info`` stays instant.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .atomic import atomic_write
+from .config import RunConfig
+from .errors import VaekitError
+
+CONFIG, METRICS, WEIGHTS, STATE = "config.json", "metrics.jsonl", "model.safetensors", "training_state.pt"
+RECONSTRUCTIONS, SAMPLES = "reconstructions.png", "samples.png"
+
+
+class RunFolder:
+    """The files of one run."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @classmethod
+    def create(cls, path: str | os.PathLike) -> "RunFolder":
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise VaekitError(f"{path} already exists; choose another --out, or continue it with "
+                              f"--resume {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "RunFolder":
+        path = Path(path)
+        if not path.is_dir():
+            raise VaekitError(f"{path}: no such run folder; give the folder `vaekit train` printed")
+        if not (path / CONFIG).exists():
+            raise VaekitError(f"{path} is not a vaekit run folder (no {CONFIG})")
+        return cls(path)
+
+    def save_config(self, config: RunConfig) -> None:
+        atomic_write(self.file(CONFIG), lambda tmp: config.save(Path(tmp)))
+
+    def save_weights(self, model, config: RunConfig) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        meta = {"format": "pt", "vaekit_config": json.dumps(config.to_dict())}
+        atomic_write(self.file(WEIGHTS), lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    def load_weights(self, model) -> None:
+        from safetensors.torch import load_file
+
+        path = self.file(WEIGHTS)
+        if not path.exists():
+            raise VaekitError(f"{path} is missing: the run has no trained weights; train it again or "
+                              f"resume it with vaekit train --resume {self.path}")
+        try:
+            tensors = load_file(path)
+        except Exception as e:  # safetensors raises its own error types for damaged files
+            raise VaekitError(f"{path} is corrupt or unreadable ({e}); retrain the run") from None
+        try:
+            model.load_state_dict(tensors)
+        except RuntimeError:
+            raise VaekitError(f"{path} does not match the model in {CONFIG}; retrain the run") from None
+
+    def save_state(self, state: dict) -> None:
+        import torch
+
+        atomic_write(self.file(STATE), lambda tmp: torch.save(state, tmp))
+
+    def load_state(self) -> dict:
+        path = self.file(STATE)
+        if not path.exists():
+            raise VaekitError(f"{path} is missing, so the run cannot be resumed; start a new run")
+        import torch
+
+        try:
+            return torch.load(path, weights_only=True)  # restricted unpickler: no arbitrary code
+        except Exception as e:
+            raise VaekitError(f"{path} is corrupt or unreadable ({e}); start a new run") from None
+
+    def append_metrics(self, row: dict) -> None:
+        with open(self.file(METRICS), "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def metrics(self) -> list[dict]:
+        path = self.file(METRICS)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Drop lines of epochs after the last checkpoint (a crash between the two writes)."""
+        rows = [r for r in self.metrics() if r["epoch"] <= epoch]
+        atomic_write(self.file(METRICS),
+                      lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows)))

@@ -1,0 +1,161 @@
+"""The one trainer: seeded loop over in-memory tensors, validation, early stopping, checkpoints.
+
+The hot loop takes each batch by indexing the dataset tensor (already on the device), so
+there is no per-item Python work; one fused Adam step updates all parameters.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .config import TrainConfig
+from .data import Dataset
+from .errors import VaekitError
+from .objectives import loss_terms
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; an unavailable device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VaekitError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise VaekitError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one update for all parameters) where the device has it."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+@torch.no_grad()
+def mean_terms(model, data: Dataset, batch_size: int = 1024) -> dict[str, float]:
+    """Average loss terms over a whole dataset, in eval mode."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, len(data), batch_size):
+        t = loss_terms(model, data.batch(slice(start, start + batch_size)))
+        sums += torch.stack([t.loss.sum(), t.recon.sum(), t.kl.sum()]).double().cpu()
+    model.train(was_training)
+    loss, recon, kl = (sums / len(data)).tolist()
+    return {"loss": loss, "recon": recon, "kl": kl}
+
+
+@dataclass
+class TrainState:
+    """What resuming needs beyond the config: where training stopped and how it was going."""
+
+    epoch: int = 0                  # epochs completed
+    best_loss: float = math.inf     # best validation (or training) loss so far
+    bad_epochs: int = 0             # epochs since the best
+    stopped_early: bool = False
+
+
+class Trainer:
+    """Trains ``model`` on a dataset; after each epoch ``on_epoch(metrics, state, improved)`` runs.
+
+    The run folder hooks into ``on_epoch`` to append metrics and checkpoint, so the trainer
+    itself writes no files.
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device, on_epoch=None):
+        self.model = model.to(device)
+        self.cfg = cfg
+        self.device = device
+        self.optimizer = make_optimizer(self.model, cfg.lr)
+        self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)  # shuffling
+        self.state = TrainState()
+        self.on_epoch = on_epoch
+
+    # -- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "shuffle_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+                "epoch": self.state.epoch, "best_loss": self.state.best_loss,
+                "bad_epochs": self.state.bad_epochs, "stopped_early": self.state.stopped_early}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.model.load_state_dict(d["model"])
+        self.optimizer.load_state_dict(d["optimizer"])
+        self.generator.set_state(d["shuffle_rng"])
+        torch.set_rng_state(d["torch_rng"])
+        if self.device.type == "cuda" and d["cuda_rng"]:
+            torch.cuda.set_rng_state_all(d["cuda_rng"])
+        self.state = TrainState(epoch=d["epoch"], best_loss=d["best_loss"], bad_epochs=d["bad_epochs"],
+                                stopped_early=d["stopped_early"])
+
+    # -- the loop -------------------------------------------------------------------------------
+    def train_epoch(self, data: Dataset, progress) -> dict[str, float]:
+        model, opt, n = self.model, self.optimizer, len(data)
+        model.train()
+        order = torch.randperm(n, generator=self.generator).to(self.device)
+        sums = torch.zeros(3, device=self.device)
+        for step, start in enumerate(range(0, n, self.cfg.batch_size)):
+            x = data.batch(order[start:start + self.cfg.batch_size])
+            terms = loss_terms(model, x)
+            loss = terms.loss.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                sums += torch.stack([terms.loss.sum(), terms.recon.sum(), terms.kl.sum()])
+            if progress is not None:
+                progress.update(x.shape[0])
+                if step % 10 == 0:
+                    progress.set_postfix(loss=f"{loss.item():.2f}", refresh=False)
+        loss, recon, kl = (sums / n).tolist()
+        if not math.isfinite(loss):
+            raise VaekitError(f"training diverged (loss {loss}); lower --lr (now {self.cfg.lr}) or check "
+                              "the data's scale")
+        return {"loss": loss, "recon": recon, "kl": kl}
+
+    def fit(self, train: Dataset, val: Dataset | None) -> TrainState:
+        from tqdm.auto import tqdm
+
+        train, val = train.to(self.device), (val.to(self.device) if val is not None else None)
+        cfg = self.cfg
+        while self.state.epoch < cfg.epochs and not self.state.stopped_early:
+            epoch = self.state.epoch + 1
+            bar = tqdm(total=len(train), unit="sample", leave=False, file=sys.stderr,
+                       desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress)
+            t0 = time.perf_counter()
+            tr = self.train_epoch(train, bar)
+            seconds = time.perf_counter() - t0
+            bar.close()
+            va = mean_terms(self.model, val) if val is not None else None
+            watched = (va or tr)["loss"]
+            improved = watched < self.state.best_loss
+            if improved:
+                self.state.best_loss, self.state.bad_epochs = watched, 0
+            else:
+                self.state.bad_epochs += 1
+            self.state.epoch = epoch
+            if val is not None and cfg.patience is not None and self.state.bad_epochs >= cfg.patience:
+                self.state.stopped_early = True
+            metrics = {"epoch": epoch, "train_loss": tr["loss"], "val_loss": va and va["loss"],
+                       "recon": tr["recon"], "kl": tr["kl"],
+                       "val_recon": va and va["recon"], "val_kl": va and va["kl"],
+                       "seconds": seconds, "samples_per_s": len(train) / seconds}
+            if cfg.progress:
+                val_text = f"  val {va['loss']:.2f}" if va else ""
+                tqdm.write(f"epoch {epoch}/{cfg.epochs}  train {tr['loss']:.2f}{val_text}  "
+                           f"({metrics['samples_per_s']:,.0f} samples/s)"
+                           + ("  early stop" if self.state.stopped_early else ""), file=sys.stderr)
+            if self.on_epoch is not None:
+                self.on_epoch(metrics, self, improved)
+        return self.state
