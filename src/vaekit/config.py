@@ -16,6 +16,7 @@ MODELS = ("ae", "vae")
 ARCHS = ("mlp",)
 LIKELIHOODS = ("auto", "bernoulli", "gaussian")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -65,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     patience: int | None = 10  # epochs without validation improvement before stopping
     device: str = "auto"
+    precision: str = "auto"  # bf16 mixed precision where the hardware has it natively
     progress: bool = True
 
     def validate(self) -> None:
@@ -78,6 +80,8 @@ class TrainConfig:
             raise VaekitError(f"--patience must be at least 1, got {self.patience}")
         if self.device not in DEVICES:
             raise VaekitError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise VaekitError(f"unknown --precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
 
 
 @dataclass

@@ -45,6 +45,9 @@ class Run:
         With ``data=None``: the run's validation split (or its training data when it had none).
         """
         if data is None:
+            if self.config.data.spec == ARRAY_SPEC:
+                raise VaekitError("this run was trained on an in-memory array, which the run folder does "
+                                  "not hold; pass the data to use")
             full = load_dataset(self.config.data.spec, self.config.data.image_size)
             train, val = full.split(self.config.data.val_fraction, self.config.train.seed)
             ds = val if val is not None else train
@@ -148,7 +151,7 @@ def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
         dataset = data
     else:
         dataset = from_arrays(data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data,
-                              name="array")
+                              name=ARRAY_SPEC)
     likelihood = likelihoods.choose(config.model.likelihood, dataset.value_range())
     model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood)
     data_cfg = replace(config.data, layout=dataset.layout,
@@ -195,7 +198,7 @@ def train(data=None, *, out=None, resume=None, **options) -> Run:
         raise VaekitError(f"unknown option(s) {', '.join(sorted(unknown))}")
     if "hidden_dims" in options:
         groups[ModelConfig]["hidden_dims"] = tuple(options["hidden_dims"])
-    spec = data if isinstance(data, (str, os.PathLike)) else ("mnist-5k" if data is None else "array")
+    spec = data if isinstance(data, (str, os.PathLike)) else ("mnist-5k" if data is None else ARRAY_SPEC)
     config = RunConfig(model=ModelConfig(**groups[ModelConfig]),
                        data=DataConfig(spec=str(spec), **groups[DataConfig]),
                        train=TrainConfig(**groups[TrainConfig]))
@@ -207,7 +210,8 @@ def train(data=None, *, out=None, resume=None, **options) -> Run:
     return _fit(config, dataset, folder, state=None)
 
 
-RESUMABLE = ("epochs", "patience", "device", "progress")
+ARRAY_SPEC = "<array>"  # the data spec recorded for a run trained on an in-memory array
+RESUMABLE = ("epochs", "patience", "device", "precision", "progress")
 
 
 def _resume(run_dir, data=None, **options) -> Run:
@@ -226,7 +230,7 @@ def _resume(run_dir, data=None, **options) -> Run:
     if state["epoch"] >= config.train.epochs:
         raise VaekitError(f"{run_dir} already trained {state['epoch']} epochs; pass --epochs greater than "
                           f"{state['epoch']} to train on")
-    if config.data.spec == "array":
+    if config.data.spec == ARRAY_SPEC:
         raise VaekitError(f"{run_dir} was trained on an in-memory array, which the run folder does not "
                           "hold; start a new run")
     dataset = load_dataset(config.data.spec, config.data.image_size)

@@ -50,13 +50,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after this many epochs without validation improvement (default: 10)")
     p.add_argument("--image-size", metavar="H[xW]", help="resize images of an image folder to this size")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="bf16 mixed precision or fp32; auto uses bf16 where the hardware has it (default)")
     p.add_argument("--out", metavar="DIR", help="run folder to create (default: runs/<model>-<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue training an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
 OPTIONS = ("model", "arch", "epochs", "batch_size", "lr", "latent_dim", "hidden_dims", "likelihood",
-           "seed", "val_fraction", "patience", "device")
+           "seed", "val_fraction", "patience", "device", "precision")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         options["progress"] = False
     result = train(args.data, out=args.out, resume=args.resume, **options)
-    last = result.metrics()[-1]
-    loss = last["val_loss"] if last["val_loss"] is not None else last["train_loss"]
-    print(f"trained {result.config.model.model} on {result.config.data.spec}: "
-          f"{'val' if last['val_loss'] is not None else 'train'} loss {loss:.2f} nats/sample after "
-          f"{last['epoch']} epochs", file=sys.stderr)
+    rows = result.metrics()
+    kind = "val" if rows[-1]["val_loss"] is not None else "train"
+    best = min(rows, key=lambda r: r[f"{kind}_loss"])
+    print(f"trained {result.config.model.model} on {result.config.data.spec} for {rows[-1]['epoch']} epochs; "
+          f"kept epoch {best['epoch']}, {kind} loss {best[kind + '_loss']:.2f} nats/sample", file=sys.stderr)
     print(result.path)
     return 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .. import likelihoods
 from ..errors import VaekitError
 from .mlp import mlp
 
@@ -39,8 +40,7 @@ class AE(nn.Module):
         return self.encoder(x.flatten(1))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.decoder(z).unflatten(1, self.input_shape)
-        return torch.sigmoid(out) if self.likelihood_name == "bernoulli" else out
+        return likelihoods.mean(self.likelihood_name, self.decoder(z).unflatten(1, self.input_shape))
 
     def forward(self, x: torch.Tensor) -> AEOutput:
         z = self.encode(x)

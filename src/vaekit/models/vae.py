@@ -4,20 +4,42 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Independent, Normal
 
 from .. import likelihoods
 from .mlp import mlp
 
 
+def gaussian(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
+    """A diagonal Gaussian over the last dimension."""
+    return Independent(Normal(loc, scale, validate_args=False), 1)
+
+
 @dataclass
 class VAEOutput:
-    posterior: Distribution   # q(z|x), batch (N,), event (latent_dim,)
-    z: torch.Tensor           # (N, latent_dim), a reparameterised draw from the posterior
-    likelihood: Distribution  # p(x|z), batch (N,), event = input_shape
+    """One pass: the posterior's moments, the draw z, and the decoder's raw parameters.
+
+    ``posterior`` and ``likelihood`` are the matching distributions, built on first use
+    (the training loss works from the raw tensors; see :mod:`vaekit.objectives`).
+    """
+
+    loc: torch.Tensor       # (N, latent_dim)
+    logvar: torch.Tensor    # (N, latent_dim)
+    z: torch.Tensor         # (N, latent_dim), a reparameterised draw from q(z|x)
+    params: torch.Tensor    # (N, *input_shape), decoder output (logits for Bernoulli)
+    likelihood_name: str
+
+    @cached_property
+    def posterior(self) -> Independent:
+        return gaussian(self.loc, torch.exp(0.5 * self.logvar))
+
+    @cached_property
+    def likelihood(self) -> Independent:
+        return likelihoods.distribution(self.likelihood_name, self.params)
 
 
 class VAE(nn.Module):
@@ -43,36 +65,43 @@ class VAE(nn.Module):
         loc, logvar = self.posterior_head(self.encoder(x.flatten(1))).chunk(2, dim=-1)
         return loc, logvar
 
+    def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
+        """Raw parameters of p(x|z), (N, *input_shape)."""
+        return self.decoder(z).unflatten(1, self.input_shape)
+
     def encode(self, x: torch.Tensor) -> Independent:
+        """q(z|x) as a distribution: batch (N,), event (latent_dim,)."""
         loc, logvar = self.posterior_params(x)
-        return Independent(Normal(loc, torch.exp(0.5 * logvar), validate_args=False), 1)
+        return gaussian(loc, torch.exp(0.5 * logvar))
 
     def decode(self, z: torch.Tensor) -> Independent:
-        params = self.decoder(z).unflatten(1, self.input_shape)
-        return likelihoods.from_params(self.likelihood_name, params)
+        """p(x|z) as a distribution: batch (N,), event = input_shape."""
+        return likelihoods.distribution(self.likelihood_name, self.decoder_params(z))
 
     def prior(self) -> Independent:
         p = next(self.parameters())
         zeros = torch.zeros(self.latent_dim, device=p.device, dtype=p.dtype)
-        return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
+        return gaussian(zeros, torch.ones_like(zeros))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        posterior = self.encode(x)
-        z = posterior.rsample()
-        return VAEOutput(posterior=posterior, z=z, likelihood=self.decode(z))
+        loc, logvar = self.posterior_params(x)
+        z = loc + torch.randn_like(loc) * torch.exp(0.5 * logvar)  # reparameterised draw
+        return VAEOutput(loc=loc, logvar=logvar, z=z, params=self.decoder_params(z),
+                         likelihood_name=self.likelihood_name)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic reconstruction: the likelihood mean at the posterior mean."""
-        return self.decode(self.encode(x).mean).mean
+        loc, _ = self.posterior_params(x)
+        return likelihoods.mean(self.likelihood_name, self.decoder_params(loc))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """``n`` new samples: z ~ N(0, T^2 I), decoded to the likelihood mean."""
         p = next(self.parameters())
         z = torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
-        return self.decode(temperature * z).mean
+        return likelihoods.mean(self.likelihood_name, self.decoder_params(temperature * z))
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior means (N, latent_dim)."""
-        return self.encode(x).mean
+        return self.posterior_params(x)[0]

@@ -1,0 +1,118 @@
+"""The command line as a user types it: help without torch, each command, and bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vaekit.cli import main
+
+TINY_ARGS = ["--hidden-dims", "32", "--latent-dim", "4", "--epochs", "3", "--batch-size", "32", "--quiet"]
+
+
+def vaekit_cli(*args, cwd=None):
+    """Run the real console entry point in a fresh interpreter."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "vaekit", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture
+def trained(tmp_path, blobs_npz):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(blobs_npz), "--out", str(out), *TINY_ARGS]) == 0
+    return out
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["evaluate", "--help"],
+                                  ["sample", "--help"], ["info", "--help"]])
+def test_help_does_not_import_torch(args):
+    code = ("import sys, runpy; sys.argv = ['vaekit', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('vaekit', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nprint('OK')")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "usage: vaekit" in result.stdout and result.stdout.rstrip().endswith("OK")
+
+
+def test_train_evaluate_sample_reconstruct_encode_info(tmp_path, blobs_npz):
+    run = tmp_path / "run"
+    result = vaekit_cli("train", "--data", blobs_npz, "--out", run, *TINY_ARGS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(run)
+
+    result = vaekit_cli("evaluate", run, "--json", "--iw-samples", "10")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)  # one JSON object and nothing else
+    assert metrics.keys() >= {"neg_elbo", "recon", "kl", "bits_per_dim", "mse", "psnr", "active_units",
+                              "iw_nll"}
+    assert metrics["n"] == 24  # the run's own validation split: 10% of 240
+
+    assert main(["sample", str(run), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 0
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (5, 8, 8) and samples.min() >= 0 and samples.max() <= 1
+    assert main(["generate", str(run), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+    assert main(["reconstruct", str(run), "--data", str(blobs_npz), "--out", str(tmp_path / "r.npy")]) == 0
+    assert np.load(tmp_path / "r.npy").shape == (240, 8, 8)
+
+    assert main(["encode", str(run), "--data", str(blobs_npz), "--out", str(tmp_path / "z.csv")]) == 0
+    header, first = (tmp_path / "z.csv").read_text().splitlines()[:2]
+    assert header == "z0,z1,z2,z3,label" and len(first.split(",")) == 5
+
+    result = vaekit_cli("info", run, "--json")
+    info = json.loads(result.stdout)
+    assert info["epochs_done"] == 3 and "model.safetensors" in info["files"]
+
+
+def test_resume_from_the_command_line(trained, capsys):
+    assert main(["train", "--resume", str(trained), "--epochs", "5", "--quiet"]) == 0
+    lines = (trained / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+
+
+def one_error_line(result) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_bad_input_gives_one_line_and_exit_2(tmp_path):
+    (tmp_path / "nan.csv").write_text("a,b\n1,nan\n2,3\n")
+    line = one_error_line(vaekit_cli("train", "--data", tmp_path / "nan.csv", "--out", tmp_path / "r"))
+    assert "NaN" in line
+    assert not (tmp_path / "r").exists()
+    line = one_error_line(vaekit_cli("train", "--data", "no-such-set"))
+    assert "unknown dataset" in line and "mnist-5k" in line
+    line = one_error_line(vaekit_cli("evaluate", tmp_path / "nowhere"))
+    assert "no such run folder" in line
+
+
+def test_existing_run_folder_is_refused_and_kept(trained, blobs_npz, capsys):
+    before = {p.name: p.read_bytes() for p in trained.iterdir()}
+    assert main(["train", "--data", str(blobs_npz), "--out", str(trained), *TINY_ARGS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already exists" in err[0] and "--resume" in err[0]
+    assert {p.name: p.read_bytes() for p in trained.iterdir()} == before
+
+
+def test_corrupt_weights_and_wrong_shapes_are_reported(trained, tmp_path, capsys):
+    np.save(tmp_path / "wide.npy", np.zeros((3, 10)))
+    assert main(["reconstruct", str(trained), "--data", str(tmp_path / "wide.npy"),
+                 "--out", str(tmp_path / "r.npy")]) == 2
+    assert "trained on 8x8 grayscale images" in capsys.readouterr().err
+    assert not (tmp_path / "r.npy").exists()
+
+    assert main(["sample", str(trained), "--out", str(tmp_path / "s.txt")]) == 2
+    assert "unsupported file type" in capsys.readouterr().err
+
+    (trained / "model.safetensors").write_bytes(b"\x00" * 16)
+    assert main(["sample", str(trained), "--out", str(tmp_path / "s.npy")]) == 2
+    assert "corrupt" in capsys.readouterr().err
