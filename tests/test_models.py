@@ -80,3 +80,21 @@ def test_iw_bound_is_tighter_than_the_elbo():
         elbo = torch.stack([loss_terms(model, x).loss.mean() for _ in range(200)]).mean()
         bound = iw_nll(model, x, k=500, chunk=64).mean()
     assert bound < elbo
+
+
+def test_fast_loss_terms_match_torch_distributions():
+    """The training loss's fused formulas equal the distribution objects users see."""
+    from torch.distributions import kl_divergence
+
+    from vaekit import likelihoods
+    from vaekit.objectives import kl_to_standard_normal
+
+    torch.manual_seed(0)
+    params, x = torch.randn(5, 2, 3, 4) * 4, torch.rand(5, 2, 3, 4)
+    for name in likelihoods.NAMES:
+        expected = likelihoods.distribution(name, params).log_prob(x)
+        assert torch.allclose(likelihoods.log_prob(name, params, x), expected, rtol=1e-5)
+    model = vaekit.VAE(input_shape=(2, 3, 4), latent_dim=3, hidden_dims=(8,))
+    out = model(x)
+    assert torch.allclose(kl_to_standard_normal(out.loc, out.logvar),
+                          kl_divergence(out.posterior, model.prior()), rtol=1e-5)

@@ -135,3 +135,20 @@ def test_evaluate_metrics_are_consistent(tmp_path, blobs_npz):
     assert m["psnr"] == pytest.approx(-10 * np.log10(m["mse"]))
     assert 0 < m["active_units"] <= 4
     assert m["iw_nll"] <= m["neg_elbo"] + 0.5  # a tighter bound, up to sampling noise
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_both_precisions_train_and_are_recorded(tmp_path, blobs_npz, precision):
+    run = train(blobs_npz, tmp_path / precision, epochs=5, precision=precision)
+    rows = run.metrics()
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert {r["precision"] for r in rows} == {precision} and rows[0]["device"] == "cpu"
+    assert run.model.encoder[0].weight.dtype == torch.float32  # weights stay fp32 either way
+
+
+def test_unknown_options_are_refused_before_anything_is_written(tmp_path, blobs_npz):
+    with pytest.raises(VaekitError, match="--precision"):
+        train(blobs_npz, tmp_path / "a", precision="fp8")
+    with pytest.raises(VaekitError, match="unknown option"):
+        train(blobs_npz, tmp_path / "b", latent_size=3)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
