@@ -116,3 +116,35 @@ def test_corrupt_weights_and_wrong_shapes_are_reported(trained, tmp_path, capsys
     (trained / "model.safetensors").write_bytes(b"\x00" * 16)
     assert main(["sample", str(trained), "--out", str(tmp_path / "s.npy")]) == 2
     assert "corrupt" in capsys.readouterr().err
+
+
+def test_own_rgb_image_folder_end_to_end(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("red", "blue"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 60, (10 + i % 3, 9, 3), dtype=np.uint8)
+            pixels[..., 0 if label == "red" else 2] += 180
+            Image.fromarray(pixels).save(tmp_path / "imgs" / label / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "imgs"), "--image-size", "8x6", "--out", str(run),
+                 "--val-fraction", "0.25", *TINY_ARGS]) == 0
+    assert (run / "reconstructions.png").exists() and (run / "samples.png").exists()
+    assert main(["reconstruct", str(run), "--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "r.npy")]) == 0
+    assert np.load(tmp_path / "r.npy").shape == (24, 8, 6, 3)  # resized like training, channel-last
+
+
+def test_own_csv_table_end_to_end(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 3)) * [1, 10, 100]
+    lines = ["height,weight,price,label"] + [f"{a},{b},{c},{i % 2}" for i, (a, b, c) in enumerate(x)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "t.csv"), "--model", "ae", "--out", str(run), *TINY_ARGS]) == 0
+    assert main(["reconstruct", str(run), "--data", str(tmp_path / "t.csv"), "--out", str(tmp_path / "r.csv")]) == 0
+    out = (tmp_path / "r.csv").read_text().splitlines()
+    assert out[0] == "height,weight,price" and len(out) == 151
+    assert main(["reconstruct", str(run), "--data", str(tmp_path / "t.csv"), "--out", str(tmp_path / "r.png")]) == 2
+    assert "cannot be drawn" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from vaekit import VaekitError
 from vaekit.data import load_dataset, parse_image_size
 from vaekit.data import bundled
 from vaekit.data.bundled import read_cifar_binary
+from vaekit.data.dataset import to_layout
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -68,7 +69,7 @@ def test_npy_npz_and_channel_last_layouts(tmp_path):
     np.save(tmp_path / "rgb.npy", rgb)
     ds = load_dataset(str(tmp_path / "rgb.npy"))
     assert ds.sample_shape == (3, 6, 5) and ds.layout == "channel-last"
-    np.testing.assert_allclose(ds.to_layout(ds.batch()), rgb)  # back in the user's layout
+    np.testing.assert_allclose(to_layout(ds.batch(), ds.layout), rgb)  # back in the user's layout
 
     np.savez(tmp_path / "tab.npz", X=rng.normal(size=(20, 4)), y=np.arange(20) % 2)
     ds = load_dataset(str(tmp_path / "tab.npz"))

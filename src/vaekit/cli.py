@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     except VaekitError as e:
         print(f"vaekit {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path the user gave cannot be read or written (permissions, disk full...)
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"vaekit {args.command}: error: {e.strerror or e}{where}; check the path and its permissions",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"vaekit {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -28,6 +28,10 @@ class DataConfig:
     layout: str = ""
     columns: list[str] | None = None
 
+    def __post_init__(self):
+        if self.image_size is not None:
+            self.image_size = tuple(self.image_size)
+
     def validate(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise VaekitError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
@@ -42,6 +46,10 @@ class ModelConfig:
     likelihood: str = "auto"
     # Filled in from the data: the shape of one sample, channel-first for images.
     input_shape: tuple[int, ...] = ()
+
+    def __post_init__(self):  # JSON and callers may give lists
+        self.hidden_dims = tuple(self.hidden_dims)
+        self.input_shape = tuple(self.input_shape)
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -102,11 +110,7 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         def build(kind, values):
             names = {f.name for f in dataclasses.fields(kind)}
-            obj = kind(**{k: v for k, v in values.items() if k in names})
-            for f in dataclasses.fields(kind):  # JSON turns tuples into lists
-                if isinstance(getattr(obj, f.name), list):
-                    setattr(obj, f.name, tuple(getattr(obj, f.name)))
-            return obj
+            return kind(**{k: v for k, v in values.items() if k in names})
 
         return cls(model=build(ModelConfig, d.get("model", {})),
                    data=build(DataConfig, d.get("data", {})),

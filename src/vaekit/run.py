@@ -12,7 +12,7 @@ import torch
 
 from . import likelihoods
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from .data import Dataset, from_arrays, load_dataset
+from .data import Dataset, as_dataset, load_dataset
 from .data.dataset import to_layout
 from .errors import VaekitError
 from .evaluation import evaluate as evaluate_model
@@ -20,6 +20,8 @@ from .images import save_grid, save_pairs
 from .models import AE, VAE, build_model
 from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, RunFolder
 from .training import Trainer, resolve_device
+
+ARRAY_SPEC = "<array>"  # the data spec recorded for a run trained on an in-memory array
 
 class Run:
     """A trained model with its config and run folder.
@@ -51,19 +53,9 @@ class Run:
             full = load_dataset(self.config.data.spec, self.config.data.image_size)
             train, val = full.split(self.config.data.val_fraction, self.config.train.seed)
             ds = val if val is not None else train
-        elif isinstance(data, Dataset):
-            ds = data
-        elif isinstance(data, (str, os.PathLike)):
-            ds = load_dataset(str(data), self.config.data.image_size)
         else:
-            if isinstance(data, torch.Tensor):
-                data = data.detach().cpu().numpy()
-            ds = from_arrays(data, name="input")
-        expected = tuple(self.config.model.input_shape)
-        if ds.sample_shape != expected:
-            raise VaekitError(f"{ds.name}: samples have shape {_shape_text(ds)} but the model was trained "
-                              f"on {_shape_text_of(expected, self.config.data.layout)}; give data like the "
-                              "training data")
+            ds = as_dataset(data, self.config.data.image_size, name="input")
+        check_shape(ds, self.config)
         return ds
 
     def _batches(self, data, fn, batch_size: int = 1024) -> np.ndarray:
@@ -112,7 +104,7 @@ class Run:
         return RunFolder(self.path).metrics() if self.path else []
 
 
-def _shape_text_of(shape: tuple[int, ...], layout: str) -> str:
+def _describe_shape(shape: tuple[int, ...], layout: str) -> str:
     if layout == "gray":
         return f"{shape[1]}x{shape[2]} grayscale images"
     if layout == "channel-last":
@@ -120,8 +112,13 @@ def _shape_text_of(shape: tuple[int, ...], layout: str) -> str:
     return f"{shape[0]} features" if len(shape) == 1 else str(shape)
 
 
-def _shape_text(ds: Dataset) -> str:
-    return _shape_text_of(ds.sample_shape, ds.layout)
+def check_shape(ds: Dataset, config: RunConfig) -> None:
+    """Data for a trained model must have the shape it was trained on."""
+    expected = tuple(config.model.input_shape)
+    if ds.sample_shape != expected:
+        raise VaekitError(f"{ds.name}: samples are {_describe_shape(ds.sample_shape, ds.layout)} but the model "
+                          f"was trained on {_describe_shape(expected, config.data.layout)}; give data like "
+                          "the training data")
 
 
 def default_out(model: str, spec: str) -> Path:
@@ -145,13 +142,7 @@ def write_pictures(run: Run, folder: RunFolder, data: Dataset) -> None:
 
 def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
     """Load the data and fill in what the config takes from it (shape, layout, likelihood)."""
-    if data is None:
-        dataset = load_dataset(config.data.spec, config.data.image_size)
-    elif isinstance(data, Dataset):
-        dataset = data
-    else:
-        dataset = from_arrays(data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data,
-                              name=ARRAY_SPEC)
+    dataset = as_dataset(config.data.spec if data is None else data, config.data.image_size, ARRAY_SPEC)
     likelihood = likelihoods.choose(config.model.likelihood, dataset.value_range())
     model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood)
     data_cfg = replace(config.data, layout=dataset.layout,
@@ -196,8 +187,6 @@ def train(data=None, *, out=None, resume=None, **options) -> Run:
     unknown = set(options) - set().union(*map(set, groups.values()))
     if unknown:
         raise VaekitError(f"unknown option(s) {', '.join(sorted(unknown))}")
-    if "hidden_dims" in options:
-        groups[ModelConfig]["hidden_dims"] = tuple(options["hidden_dims"])
     spec = data if isinstance(data, (str, os.PathLike)) else ("mnist-5k" if data is None else ARRAY_SPEC)
     config = RunConfig(model=ModelConfig(**groups[ModelConfig]),
                        data=DataConfig(spec=str(spec), **groups[DataConfig]),
@@ -210,7 +199,6 @@ def train(data=None, *, out=None, resume=None, **options) -> Run:
     return _fit(config, dataset, folder, state=None)
 
 
-ARRAY_SPEC = "<array>"  # the data spec recorded for a run trained on an in-memory array
 RESUMABLE = ("epochs", "patience", "device", "precision", "progress")
 
 
@@ -234,6 +222,7 @@ def _resume(run_dir, data=None, **options) -> Run:
         raise VaekitError(f"{run_dir} was trained on an in-memory array, which the run folder does not "
                           "hold; start a new run")
     dataset = load_dataset(config.data.spec, config.data.image_size)
+    check_shape(dataset, config)
     folder.save_config(config)
     folder.keep_metrics_through(state["epoch"])
     return _fit(config, dataset, folder, state)

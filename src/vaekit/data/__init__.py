@@ -6,6 +6,7 @@ an IDX folder, an image folder, ``.npy``, ``.npz`` or ``.csv``.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import VaekitError
@@ -15,7 +16,7 @@ from .files import load_csv, load_npy, load_npz
 from .idx import idx_pairs, load_idx_folder
 from .images import is_image_folder, load_image_folder
 
-__all__ = ["Dataset", "from_arrays", "load_dataset", "parse_image_size"]
+__all__ = ["Dataset", "as_dataset", "from_arrays", "load_dataset", "parse_image_size"]
 
 PARTS = ("train", "test")
 
@@ -76,3 +77,14 @@ def load_dataset(spec: str, image_size: tuple[int, int] | None = None) -> Datase
         return loader(path)
     except PermissionError:
         raise VaekitError(f"{path}: permission denied; make the file readable") from None
+
+
+def as_dataset(data, image_size: tuple[int, int] | None = None, name: str = "array") -> Dataset:
+    """A spec (str or Path), a :class:`Dataset`, or an array / tensor in a data layout -> Dataset."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_dataset(str(data), image_size)
+    if hasattr(data, "detach"):  # a torch tensor
+        data = data.detach().cpu().numpy()
+    return from_arrays(data, name=name)

@@ -78,9 +78,6 @@ class Dataset:
             return 0.0, 1.0
         return float(self.x.min()), float(self.x.max())
 
-    def to_layout(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
-        return to_layout(x, self.layout)
-
     def describe(self) -> dict:
         return {"name": self.name, "n": len(self), "kind": self.kind, "layout": self.layout,
                 "sample_shape": list(self.sample_shape), "dtype": str(self.x.dtype).replace("torch.", ""),
