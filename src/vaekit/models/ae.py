@@ -1,15 +1,14 @@
 """The deterministic autoencoder: z = E(x), x_hat = D(z), trained on squared error."""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from .. import likelihoods
 from ..errors import VaekitError
+from .base import LatentModel
 from .mlp import mlp
 
 
@@ -19,7 +18,7 @@ class AEOutput:
     reconstruction: torch.Tensor  # (N, *input_shape)
 
 
-class AE(nn.Module):
+class AE(LatentModel):
     """MLP autoencoder with the same widths as the VAE.
 
     With ``likelihood='bernoulli'`` (data in [0, 1]) the output goes through a sigmoid so
@@ -28,11 +27,8 @@ class AE(nn.Module):
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), latent_dim: int = 20,
                  hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli"):
-        super().__init__()
-        self.input_shape = tuple(input_shape)
-        self.latent_dim = latent_dim
-        self.likelihood_name = likelihood
-        n_in = math.prod(self.input_shape)
+        super().__init__(input_shape, latent_dim, likelihood)
+        n_in = self.n_inputs
         self.encoder = mlp([n_in, *hidden_dims, latent_dim], final_activation=False)
         self.decoder = mlp([latent_dim, *reversed(hidden_dims), n_in], final_activation=False)
 

@@ -1,7 +1,6 @@
 """The variational autoencoder: q(z|x) = N(loc, scale^2), p(z) = N(0, I), p(x|z) from the decoder."""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -11,6 +10,7 @@ from torch import nn
 from torch.distributions import Independent, Normal
 
 from .. import likelihoods
+from .base import LatentModel
 from .mlp import mlp
 
 
@@ -42,7 +42,7 @@ class VAEOutput:
         return likelihoods.distribution(self.likelihood_name, self.params)
 
 
-class VAE(nn.Module):
+class VAE(LatentModel):
     """MLP VAE; the defaults are the classic 784-400-20 model with a Bernoulli output.
 
     Shapes: x is (N, *input_shape); codes are (N, latent_dim).
@@ -50,11 +50,8 @@ class VAE(nn.Module):
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), latent_dim: int = 20,
                  hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli"):
-        super().__init__()
-        self.input_shape = tuple(input_shape)
-        self.latent_dim = latent_dim
-        self.likelihood_name = likelihood
-        n_in = math.prod(self.input_shape)
+        super().__init__(input_shape, latent_dim, likelihood)
+        n_in = self.n_inputs
         self.encoder = mlp([n_in, *hidden_dims], final_activation=True)
         # One layer for both heads (loc and log-variance): the same maths as two, one kernel.
         self.posterior_head = nn.Linear(hidden_dims[-1], 2 * latent_dim)
