@@ -20,6 +20,8 @@ COMMANDS = {
     "generate": ("sample", "alias of sample"),
     "reconstruct": ("reconstruct", "reconstructions of data through a run's model"),
     "encode": ("encode", "latent codes (posterior means) of data"),
+    "interpolate": ("interpolate", "decode the path between two inputs' codes"),
+    "latent": ("latent", "2-D map of the latent space, coloured by label"),
     "info": ("info", "what a run holds: config, data, metrics"),
 }
 

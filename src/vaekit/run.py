@@ -94,6 +94,25 @@ class Run:
         g = torch.Generator(device=self.device).manual_seed(seed)
         return self._to_layout(self.model.sample(n, generator=g, temperature=temperature).cpu().numpy())
 
+    def interpolate(self, data, i: int, j: int, steps: int = 10, method: str = "lerp") -> np.ndarray:
+        """Decoded points on the path between the codes of samples ``i`` and ``j`` (endpoints included).
+
+        ``lerp`` walks the straight line; ``slerp`` the great circle, which keeps the norm a
+        Gaussian prior expects of a code. Returns (steps, ...) in the data layout.
+        """
+        ds = self.dataset(data)
+        for name, index in (("--from", i), ("--to", j)):
+            if not 0 <= index < len(ds):
+                raise VaekitError(f"{name} {index} is out of range: {ds.name} has samples 0 to {len(ds) - 1}")
+        if steps < 2:
+            raise VaekitError(f"--steps must be at least 2 (the two endpoints), got {steps}")
+        if method not in INTERPOLATIONS:
+            raise VaekitError(f"unknown interpolation {method!r}; choose one of {', '.join(INTERPOLATIONS)}")
+        with torch.no_grad():
+            ends = self.model.codes(ds.batch(torch.tensor([i, j])).to(self.device))
+            path = INTERPOLATIONS[method](ends[0], ends[1], torch.linspace(0, 1, steps, device=self.device))
+        return self.decode(path.cpu().numpy())
+
     def evaluate(self, data=None, iw_samples: int | None = None, seed: int = 0) -> dict:
         """Metrics per sample (see :func:`vaekit.evaluation.evaluate`)."""
         if iw_samples is not None and iw_samples < 1:
@@ -102,6 +121,25 @@ class Run:
 
     def metrics(self) -> list[dict]:
         return RunFolder(self.path).metrics() if self.path else []
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Points (T, D) on the line from a to b at fractions t (T,)."""
+    return a + t[:, None] * (b - a)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Points (T, D) on the arc from a to b (spherical linear interpolation)."""
+    na, nb = a.norm(), b.norm()
+    cos = torch.dot(a / na.clamp_min(1e-12), b / nb.clamp_min(1e-12)).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    if omega.abs() < 1e-4:  # (nearly) the same direction: the line is the arc
+        return lerp(a, b, t)
+    t = t[:, None]
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+INTERPOLATIONS = {"lerp": lerp, "slerp": slerp}
 
 
 def _describe_shape(shape: tuple[int, ...], layout: str) -> str:

@@ -44,7 +44,7 @@ def check_output(path: str, allowed=OUTPUT_SUFFIXES) -> Path:
     return out
 
 
-def write_array(out: Path, array, layout: str, columns=None) -> None:
+def write_array(out: Path, array, layout: str, columns=None, ncol: int = 8) -> None:
     """Save samples in the data's own layout: .npy array, .png grid (images), .csv rows (tabular)."""
     import numpy as np
 
@@ -59,7 +59,7 @@ def write_array(out: Path, array, layout: str, columns=None) -> None:
             from ..images import save_grid
 
             images = array[:, None] if layout == "gray" else array.transpose(0, 3, 1, 2)
-            save_grid(Path(tmp), images)
+            save_grid(Path(tmp), images, ncol=ncol)
         else:
             flat = array.reshape(len(array), -1)
             header = ",".join(columns) if columns and len(columns) == flat.shape[1] else \

@@ -1,0 +1,47 @@
+"""Draw the latent space: codes of the data in 2-D, coloured by label, and for a 2-D code
+also the decoded grid of codes (the learned manifold)."""
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_data, add_run, check_output
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_run(p)
+    add_data(p, default_help=" (default: the run's validation split)")
+    p.add_argument("--method", choices=("pca", "tsne"), default="pca",
+                   help="projection when the code has more than 2 dimensions (default: pca)")
+    p.add_argument("--max-points", type=int, default=5000, help="plot at most this many inputs (5000)")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .. import plots
+    from ..models import VAE
+    from ..run import load
+
+    out = check_output(args.out, allowed=(".png",))
+    r = load(args.run)
+    ds = r.dataset(args.data)
+    if len(ds) > args.max_points:  # an even spread, the same every time
+        ds = ds.subset(torch.linspace(0, len(ds) - 1, args.max_points).long())
+    codes = r.encode(ds)
+    points, axis = plots.project_2d(codes, args.method)
+    manifold = None
+    if codes.shape[1] == 2 and ds.kind == "image":
+        is_vae = isinstance(r.model, VAE)
+        bounds = None if is_vae else [(np.percentile(codes[:, k], 2), np.percentile(codes[:, k], 98)) for k in (0, 1)]
+
+        def decode(z):
+            images = r.decode(z)
+            return images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+
+        manifold = plots.manifold_image(decode, prior=is_vae, bounds=bounds)
+    labels = ds.y.numpy() if ds.y is not None else None
+    plots.save_latent_map(out, points, labels, axis, manifold)
+    print(out)
+    return 0
