@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "train": "vaekit.run", "load": "vaekit.run", "Run": "vaekit.run",
     "AE": "vaekit.models", "VAE": "vaekit.models",
-    "load_dataset": "vaekit.data", "Dataset": "vaekit.data",
+    "load_dataset": "vaekit.data", "Dataset": "vaekit.data", "AnomalyDetector": "vaekit.anomaly",
     "RunConfig": "vaekit.config", "ModelConfig": "vaekit.config", "DataConfig": "vaekit.config",
     "TrainConfig": "vaekit.config",
 }

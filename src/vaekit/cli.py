@@ -22,6 +22,7 @@ COMMANDS = {
     "encode": ("encode", "latent codes (posterior means) of data"),
     "interpolate": ("interpolate", "decode the path between two inputs' codes"),
     "latent": ("latent", "2-D map of the latent space, coloured by label"),
+    "detect": ("detect", "anomaly detection: detect fit / detect score"),
     "info": ("info", "what a run holds: config, data, metrics"),
 }
 

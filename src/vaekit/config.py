@@ -14,7 +14,7 @@ from .errors import VaekitError
 
 MODELS = ("ae", "vae")
 ARCHS = ("mlp",)
-LIKELIHOODS = ("auto", "bernoulli", "gaussian")
+LIKELIHOODS = ("auto", "bernoulli", "gaussian", "gaussian-learned")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -75,6 +75,7 @@ class TrainConfig:
     patience: int | None = 10  # epochs without validation improvement before stopping
     device: str = "auto"
     precision: str = "auto"  # bf16 mixed precision where the hardware has it natively
+    noise: str | None = None  # denoising: corrupt inputs with this spec (see vaekit.noise)
     progress: bool = True
 
     def validate(self) -> None:
@@ -88,6 +89,9 @@ class TrainConfig:
             raise VaekitError(f"--patience must be at least 1, got {self.patience}")
         if self.device not in DEVICES:
             raise VaekitError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        from .noise import parse_noise
+
+        parse_noise(self.noise)
         if self.precision not in PRECISIONS:
             raise VaekitError(f"unknown --precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
 

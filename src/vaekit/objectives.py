@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 
-from . import likelihoods
 from .models import AE, AEOutput, VAE, VAEOutput
 
 
@@ -40,7 +39,7 @@ def neg_elbo(x: torch.Tensor, out: VAEOutput) -> LossTerms:
 
     Computed in fp32 even when the network ran in bf16 (``.float()`` is free otherwise).
     """
-    recon = -likelihoods.log_prob(out.likelihood_name, out.params.float(), x)
+    recon = -out.observation.log_prob(out.params.float(), x)
     kl = kl_to_standard_normal(out.loc.float(), out.logvar.float())
     return LossTerms(loss=recon + kl, recon=recon, kl=kl)
 
@@ -51,12 +50,14 @@ def squared_error(x: torch.Tensor, out: AEOutput) -> LossTerms:
     return LossTerms(loss=recon, recon=recon, kl=torch.zeros_like(recon))
 
 
-def loss_terms(model: AE | VAE, x: torch.Tensor) -> LossTerms:
-    """The model's own objective on a batch."""
+def loss_terms(model: AE | VAE, x: torch.Tensor, target: torch.Tensor | None = None) -> LossTerms:
+    """The model's own objective on a batch; ``target`` (default ``x``) is what the output
+    should be: the clean data when ``x`` is a corrupted copy (denoising)."""
     out = model(x)
+    target = x if target is None else target
     if isinstance(out, VAEOutput):
-        return neg_elbo(x, out)
-    return squared_error(x, out)
+        return neg_elbo(target, out)
+    return squared_error(target, out)
 
 
 def iw_nll(model: VAE, x: torch.Tensor, k: int, chunk: int = 256) -> torch.Tensor:
@@ -71,6 +72,6 @@ def iw_nll(model: VAE, x: torch.Tensor, k: int, chunk: int = 256) -> torch.Tenso
     for start in range(0, k, chunk):
         z = posterior.sample((min(chunk, k - start),))         # (k', N, latent)
         params = model.decoder_params(z.flatten(0, 1))
-        log_px = likelihoods.log_prob(model.likelihood_name, params, x.repeat(z.shape[0], *([1] * (x.dim() - 1))))
+        log_px = model.likelihood.log_prob(params, x.repeat(z.shape[0], *([1] * (x.dim() - 1))))
         log_w.append(log_px.view(z.shape[:2]) + prior.log_prob(z) - posterior.log_prob(z))
     return -(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))

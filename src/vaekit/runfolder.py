@@ -29,11 +29,11 @@ class RunFolder:
         return self.path / name
 
     @classmethod
-    def create(cls, path: str | os.PathLike) -> "RunFolder":
+    def create(cls, path: str | os.PathLike, resumable: bool = True) -> "RunFolder":
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise VaekitError(f"{path} already exists; choose another --out, or continue it with "
-                              f"--resume {path}")
+            hint = f", or continue it with --resume {path}" if resumable else ""
+            raise VaekitError(f"{path} already exists; choose another --out{hint}")
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
 
@@ -41,7 +41,7 @@ class RunFolder:
     def open(cls, path: str | os.PathLike) -> "RunFolder":
         path = Path(path)
         if not path.is_dir():
-            raise VaekitError(f"{path}: no such run folder; give the folder `vaekit train` printed")
+            raise VaekitError(f"{path}: no such run folder; give a folder written by vaekit train or vaekit detect fit")
         if not (path / CONFIG).exists():
             raise VaekitError(f"{path} is not a vaekit run folder (no {CONFIG})")
         return cls(path)

@@ -15,6 +15,7 @@ import torch
 from .config import TrainConfig
 from .data import Dataset
 from .errors import VaekitError
+from .noise import Noise, parse_noise
 from .objectives import loss_terms
 
 
@@ -62,14 +63,20 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=lr)
 
 
+VALIDATION_NOISE_SEED = 12345  # the same corruptions every epoch, so validation losses compare
+
+
 @torch.no_grad()
-def mean_terms(model, data: Dataset, batch_size: int = 1024) -> dict[str, float]:
-    """Average loss terms over a whole dataset, in eval mode."""
+def mean_terms(model, data: Dataset, batch_size: int = 1024, noise: Noise | None = None) -> dict[str, float]:
+    """Average loss terms over a whole dataset, in eval mode (inputs corrupted by ``noise``)."""
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64)
+    generator = torch.Generator(device=data.x.device).manual_seed(VALIDATION_NOISE_SEED)
     for start in range(0, len(data), batch_size):
-        t = loss_terms(model, data.batch(slice(start, start + batch_size)))
+        x = data.batch(slice(start, start + batch_size))
+        noisy = noise.apply(x, generator, clip=data.kind == "image") if noise is not None else x
+        t = loss_terms(model, noisy, x)
         sums += torch.stack([t.loss.sum(), t.recon.sum(), t.kl.sum()]).double().cpu()
     model.train(was_training)
     loss, recon, kl = (sums / len(data)).tolist()
@@ -99,6 +106,8 @@ class Trainer:
         self.device = device
         self.optimizer = make_optimizer(self.model, cfg.lr)
         self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)  # shuffling
+        self.noise = parse_noise(cfg.noise)
+        self.noise_generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)
         self.state = TrainState()
         self.on_epoch = on_epoch
         self.bf16 = resolve_precision(cfg.precision, device) == "bf16"
@@ -106,7 +115,8 @@ class Trainer:
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "shuffle_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "shuffle_rng": self.generator.get_state(), "noise_rng": self.noise_generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
                 "epoch": self.state.epoch, "best_loss": self.state.best_loss,
                 "bad_epochs": self.state.bad_epochs, "stopped_early": self.state.stopped_early}
@@ -115,6 +125,7 @@ class Trainer:
         self.model.load_state_dict(d["model"])
         self.optimizer.load_state_dict(d["optimizer"])
         self.generator.set_state(d["shuffle_rng"])
+        self.noise_generator.set_state(d["noise_rng"])
         torch.set_rng_state(d["torch_rng"])
         if self.device.type == "cuda" and d["cuda_rng"]:
             torch.cuda.set_rng_state_all(d["cuda_rng"])
@@ -124,13 +135,15 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------
     def train_epoch(self, data: Dataset, progress) -> dict[str, float]:
         model, opt, n = self.model, self.optimizer, len(data)
+        clip = data.kind == "image"
         model.train()
         order = torch.randperm(n, generator=self.generator).to(self.device)
         sums = torch.zeros(3, device=self.device)
         for step, start in enumerate(range(0, n, self.cfg.batch_size)):
             x = data.batch(order[start:start + self.cfg.batch_size])
+            noisy = x if self.noise is None else self.noise.apply(x, self.noise_generator, clip)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                terms = loss_terms(model, x)
+                terms = loss_terms(model, noisy, x)
             loss = terms.loss.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -155,12 +168,13 @@ class Trainer:
         while self.state.epoch < cfg.epochs and not self.state.stopped_early:
             epoch = self.state.epoch + 1
             bar = tqdm(total=len(train), unit="sample", leave=False, file=sys.stderr,
-                       desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress)
+                       desc=f"epoch {epoch}/{cfg.epochs}") if cfg.progress else None
             t0 = time.perf_counter()
             tr = self.train_epoch(train, bar)
             seconds = time.perf_counter() - t0
-            bar.close()
-            va = mean_terms(self.model, val) if val is not None else None
+            if bar is not None:
+                bar.close()
+            va = mean_terms(self.model, val, noise=self.noise) if val is not None else None
             watched = (va or tr)["loss"]
             improved = watched < self.state.best_loss
             if improved:

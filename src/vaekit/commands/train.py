@@ -41,13 +41,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=positive_int, help="size of the code z (default: 20)")
     p.add_argument("--hidden-dims", type=_widths, metavar="W[,W...]",
                    help="hidden layer widths, encoder order (default: 400)")
-    p.add_argument("--likelihood", choices=("auto", "bernoulli", "gaussian"),
-                   help="p(x|z): bernoulli for data in [0, 1], gaussian otherwise (default: auto)")
+    p.add_argument("--likelihood", choices=("auto", "bernoulli", "gaussian", "gaussian-learned"),
+                   help="p(x|z): bernoulli for data in [0, 1], gaussian (unit scale) otherwise (default: "
+                        "auto); gaussian-learned learns one scale per dimension")
     p.add_argument("--seed", type=int, help="seed for initialisation, split and shuffling (default: 0)")
     p.add_argument("--val-fraction", type=_fraction,
                    help="share of the data held out for validation and early stopping (default: 0.1)")
     p.add_argument("--patience", type=positive_int,
                    help="stop after this many epochs without validation improvement (default: 10)")
+    p.add_argument("--noise", metavar="SPEC",
+                   help="train a denoiser: corrupt inputs with gaussian:SIGMA, salt-pepper:P or mask:P")
     p.add_argument("--image-size", metavar="H[xW]", help="resize images of an image folder to this size")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
@@ -58,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 OPTIONS = ("model", "arch", "epochs", "batch_size", "lr", "latent_dim", "hidden_dims", "likelihood",
-           "seed", "val_fraction", "patience", "device", "precision")
+           "seed", "val_fraction", "patience", "device", "precision", "noise")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import likelihoods
 from ..errors import VaekitError
 from .base import LatentModel
 from .mlp import mlp
@@ -36,7 +35,7 @@ class AE(LatentModel):
         return self.encoder(x.flatten(1))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return likelihoods.mean(self.likelihood_name, self.decoder(z).unflatten(1, self.input_shape))
+        return self.likelihood.mean(self.decoder(z).unflatten(1, self.input_shape))
 
     def forward(self, x: torch.Tensor) -> AEOutput:
         z = self.encode(x)

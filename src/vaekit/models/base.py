@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from .. import likelihoods
+
 
 class LatentModel(nn.Module):
     """Base of the AE and the VAE. Shapes: x is (N, *input_shape); codes are (N, latent_dim)."""
@@ -15,6 +17,7 @@ class LatentModel(nn.Module):
         self.input_shape = tuple(input_shape)
         self.latent_dim = latent_dim
         self.likelihood_name = likelihood
+        self.likelihood = likelihoods.build(likelihood, self.input_shape)  # p(x|z); may hold parameters
 
     @property
     def n_inputs(self) -> int:

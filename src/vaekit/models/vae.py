@@ -9,9 +9,11 @@ import torch
 from torch import nn
 from torch.distributions import Independent, Normal
 
-from .. import likelihoods
 from .base import LatentModel
 from .mlp import mlp
+
+
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
 
 def gaussian(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
@@ -31,7 +33,7 @@ class VAEOutput:
     logvar: torch.Tensor    # (N, latent_dim)
     z: torch.Tensor         # (N, latent_dim), a reparameterised draw from q(z|x)
     params: torch.Tensor    # (N, *input_shape), decoder output (logits for Bernoulli)
-    likelihood_name: str
+    observation: nn.Module  # the model's likelihood module, which turns params into p(x|z)
 
     @cached_property
     def posterior(self) -> Independent:
@@ -39,7 +41,7 @@ class VAEOutput:
 
     @cached_property
     def likelihood(self) -> Independent:
-        return likelihoods.distribution(self.likelihood_name, self.params)
+        return self.observation.distribution(self.params)
 
 
 class VAE(LatentModel):
@@ -60,7 +62,9 @@ class VAE(LatentModel):
     def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loc, log-variance) of q(z|x), each (N, latent_dim)."""
         loc, logvar = self.posterior_head(self.encoder(x.flatten(1))).chunk(2, dim=-1)
-        return loc, logvar
+        # Bounded so that exp() cannot overflow on inputs far from the training data (an
+        # anomaly can be 1e3 standard deviations out); the range is far wider than training uses.
+        return loc, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
     def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
         """Raw parameters of p(x|z), (N, *input_shape)."""
@@ -73,7 +77,7 @@ class VAE(LatentModel):
 
     def decode(self, z: torch.Tensor) -> Independent:
         """p(x|z) as a distribution: batch (N,), event = input_shape."""
-        return likelihoods.distribution(self.likelihood_name, self.decoder_params(z))
+        return self.likelihood.distribution(self.decoder_params(z))
 
     def prior(self) -> Independent:
         p = next(self.parameters())
@@ -84,20 +88,20 @@ class VAE(LatentModel):
         loc, logvar = self.posterior_params(x)
         z = loc + torch.randn_like(loc) * torch.exp(0.5 * logvar)  # reparameterised draw
         return VAEOutput(loc=loc, logvar=logvar, z=z, params=self.decoder_params(z),
-                         likelihood_name=self.likelihood_name)
+                         observation=self.likelihood)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic reconstruction: the likelihood mean at the posterior mean."""
         loc, _ = self.posterior_params(x)
-        return likelihoods.mean(self.likelihood_name, self.decoder_params(loc))
+        return self.likelihood.mean(self.decoder_params(loc))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """``n`` new samples: z ~ N(0, T^2 I), decoded to the likelihood mean."""
         p = next(self.parameters())
         z = torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
-        return likelihoods.mean(self.likelihood_name, self.decoder_params(temperature * z))
+        return self.likelihood.mean(self.decoder_params(temperature * z))
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior means (N, latent_dim)."""
