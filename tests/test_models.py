@@ -1,6 +1,7 @@
 """The models and their loss: the classic VAE exactly, shapes, distributions, the AE."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.distributions import Independent
@@ -21,7 +22,7 @@ def test_default_vae_is_the_classic_784_400_20():
     model = vaekit.VAE()
     shapes = [tuple(p.shape) for p in model.parameters()]
     assert shapes == [(400, 784), (400,), (40, 400), (40,), (400, 20), (400,), (784, 400), (784,)]
-    assert any(isinstance(m, torch.nn.ReLU) for m in model.encoder)
+    assert any(isinstance(m, torch.nn.ReLU) for m in model.encoder.modules())
 
 
 def test_neg_elbo_equals_the_classic_loss_on_the_same_weights_and_noise():
@@ -35,7 +36,7 @@ def test_neg_elbo_equals_the_classic_loss_on_the_same_weights_and_noise():
     mu, logvar = model.posterior_params(x)
     torch.manual_seed(1)
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-    recon = torch.sigmoid(model.decoder(z))
+    recon = torch.sigmoid(model.decoder(z)).flatten(1)
     expected = classic_loss(recon, x, mu, logvar) / x.shape[0]
     assert torch.allclose(ours, expected, rtol=1e-5), (ours.item(), expected.item())
 
@@ -56,7 +57,8 @@ def test_vae_outputs_distributions_and_a_dataclass():
 def test_bernoulli_likelihood_is_stable_for_extreme_logits():
     model = vaekit.VAE(input_shape=(4,), latent_dim=2, hidden_dims=(8,))
     with torch.no_grad():
-        model.decoder[-1].bias.fill_(200.0)  # sigmoid saturates to exactly 1 in float32
+        last = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.bias.fill_(200.0)  # sigmoid saturates to exactly 1 in float32
     x = torch.zeros(3, 4)
     assert torch.isfinite(loss_terms(model, x).loss).all()
 
@@ -102,3 +104,17 @@ def test_fast_loss_terms_match_torch_distributions():
     out = model(x)
     assert torch.allclose(kl_to_standard_normal(out.loc, out.logvar),
                           kl_divergence(out.posterior, model.prior()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 30, 45), (1, 7, 5)])
+@pytest.mark.parametrize("cls", [vaekit.AE, vaekit.VAE])
+def test_conv_models_fit_any_image_size(cls, shape):
+    model = cls(input_shape=shape, latent_dim=3, hidden_dims=(8, 16), arch="conv")
+    x = torch.rand(2, *shape)
+    assert model.reconstruct(x).shape == x.shape
+    assert torch.isfinite(loss_terms(model, x).loss).all()
+
+
+def test_conv_needs_images():
+    with pytest.raises(vaekit.VaekitError, match="--arch conv needs images"):
+        vaekit.VAE(input_shape=(10,), arch="conv")

@@ -19,6 +19,7 @@ COMMANDS = {
     "sample": ("sample", "new samples from the prior (alias: generate)"),
     "generate": ("sample", "alias of sample"),
     "reconstruct": ("reconstruct", "reconstructions of data through a run's model"),
+    "denoise": ("denoise", "denoised copies of noisy inputs"),
     "encode": ("encode", "latent codes (posterior means) of data"),
     "interpolate": ("interpolate", "decode the path between two inputs' codes"),
     "latent": ("latent", "2-D map of the latent space, coloured by label"),

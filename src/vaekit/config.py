@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import VaekitError
 
 MODELS = ("ae", "vae")
-ARCHS = ("mlp",)
+ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("auto", "bernoulli", "gaussian", "gaussian-learned")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -42,12 +42,14 @@ class ModelConfig:
     model: str = "vae"
     arch: str = "mlp"
     latent_dim: int = 20
-    hidden_dims: tuple[int, ...] = (400,)
+    hidden_dims: tuple[int, ...] | None = None  # MLP widths (default 400) or conv channels (32, 64)
     likelihood: str = "auto"
     # Filled in from the data: the shape of one sample, channel-first for images.
     input_shape: tuple[int, ...] = ()
 
     def __post_init__(self):  # JSON and callers may give lists
+        if self.hidden_dims is None:
+            self.hidden_dims = (32, 64) if self.arch == "conv" else (400,)
         self.hidden_dims = tuple(self.hidden_dims)
         self.input_shape = tuple(self.input_shape)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .data import Dataset
@@ -56,3 +57,29 @@ def evaluate(model, data: Dataset, batch_size: int = 1024, iw_samples: int | Non
         metrics["iw_nll"] = sums["iw_nll"] / n
         metrics["iw_samples"] = iw_samples
     return metrics
+
+
+def psnr(clean: np.ndarray, other: np.ndarray, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB, computed per sample and averaged (the usual
+    convention in denoising papers); arrays (N, ...) in the same layout."""
+    mse = ((np.asarray(clean, np.float64) - np.asarray(other, np.float64)) ** 2).reshape(len(clean), -1).mean(1)
+    return float(np.mean(10 * np.log10(data_range ** 2 / np.maximum(mse, 1e-12))))
+
+
+def ssim(clean: np.ndarray, other: np.ndarray, data_range: float = 1.0) -> float | None:
+    """Mean structural similarity of images (N, H, W) or (N, H, W, C); None for tables."""
+    from skimage.metrics import structural_similarity
+
+    if clean.ndim not in (3, 4) or min(clean.shape[1:3]) < 7:
+        return None  # SSIM's 7x7 window needs images at least that large
+    channel_axis = -1 if clean.ndim == 4 else None
+    return float(np.mean([structural_similarity(a, b, data_range=data_range, channel_axis=channel_axis)
+                          for a, b in zip(np.asarray(clean, np.float64), np.asarray(other, np.float64))]))
+
+
+def denoising_metrics(clean: np.ndarray, noisy: np.ndarray, denoised: np.ndarray) -> dict:
+    """PSNR and SSIM of the noisy input and of the denoised output against the clean data."""
+    m = {"n": len(clean), "psnr_noisy": psnr(clean, noisy), "psnr_denoised": psnr(clean, denoised),
+         "ssim_noisy": ssim(clean, noisy), "ssim_denoised": ssim(clean, denoised)}
+    m["psnr_gain"] = m["psnr_denoised"] - m["psnr_noisy"]
+    return m

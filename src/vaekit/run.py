@@ -87,6 +87,11 @@ class Run:
     def reconstruct(self, data=None) -> np.ndarray:
         return self._to_layout(self._batches(data, self.model.reconstruct))
 
+    def denoise(self, data) -> np.ndarray:
+        """Clean copies of noisy ``data``: the reconstruction of a model trained with ``noise``
+        (corrupted input, clean target). Returns the data layout."""
+        return self.reconstruct(data)
+
     def sample(self, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
         """``n`` new samples from the prior, in the data layout."""
         if n < 1:

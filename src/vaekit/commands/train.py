@@ -34,13 +34,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # Defaults are None so that --resume can tell which options were given.
     add_data(p, default_help=" (default: mnist-5k)")
     p.add_argument("--model", choices=("ae", "vae"), help="model type (default: vae)")
-    p.add_argument("--arch", choices=("mlp",), help="network architecture (default: mlp)")
+    p.add_argument("--arch", choices=("mlp", "conv"),
+                   help="mlp (the classic) or conv (convolutional, for images of any size); default: mlp")
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: 50)")
     p.add_argument("--batch-size", type=positive_int, help="samples per step (default: 128)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--latent-dim", type=positive_int, help="size of the code z (default: 20)")
     p.add_argument("--hidden-dims", type=_widths, metavar="W[,W...]",
-                   help="hidden layer widths, encoder order (default: 400)")
+                   help="hidden widths in encoder order: MLP layers (default 400) or conv channels "
+                        "(default 32,64)")
     p.add_argument("--likelihood", choices=("auto", "bernoulli", "gaussian", "gaussian-learned"),
                    help="p(x|z): bernoulli for data in [0, 1], gaussian (unit scale) otherwise (default: "
                         "auto); gaussian-learned learns one scale per dimension")

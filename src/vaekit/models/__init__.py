@@ -11,4 +11,4 @@ def build_model(cfg) -> AE | VAE:
     """The model a :class:`vaekit.config.ModelConfig` (with input_shape and likelihood resolved) describes."""
     cls = {"ae": AE, "vae": VAE}[cfg.model]
     return cls(input_shape=cfg.input_shape, latent_dim=cfg.latent_dim,
-               hidden_dims=cfg.hidden_dims, likelihood=cfg.likelihood)
+               hidden_dims=cfg.hidden_dims, likelihood=cfg.likelihood, arch=cfg.arch)

@@ -5,10 +5,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ..errors import VaekitError
-from .base import LatentModel
-from .mlp import mlp
+from .base import LatentModel, decoder_net, encoder_body
 
 
 @dataclass
@@ -18,24 +18,24 @@ class AEOutput:
 
 
 class AE(LatentModel):
-    """MLP autoencoder with the same widths as the VAE.
+    """Autoencoder with the same networks as the VAE (MLP or conv).
 
     With ``likelihood='bernoulli'`` (data in [0, 1]) the output goes through a sigmoid so
     reconstructions stay in range; with 'gaussian' it is unbounded.
     """
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), latent_dim: int = 20,
-                 hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli"):
+                 hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli", arch: str = "mlp"):
         super().__init__(input_shape, latent_dim, likelihood)
-        n_in = self.n_inputs
-        self.encoder = mlp([n_in, *hidden_dims, latent_dim], final_activation=False)
-        self.decoder = mlp([latent_dim, *reversed(hidden_dims), n_in], final_activation=False)
+        body, features = encoder_body(arch, self.input_shape, hidden_dims)
+        self.encoder = nn.Sequential(body, nn.Linear(features, latent_dim))
+        self.decoder = decoder_net(arch, latent_dim, self.input_shape, hidden_dims)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x.flatten(1))
+        return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.likelihood.mean(self.decoder(z).unflatten(1, self.input_shape))
+        return self.likelihood.mean(self.decoder(z))
 
     def forward(self, x: torch.Tensor) -> AEOutput:
         z = self.encode(x)

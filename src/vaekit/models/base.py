@@ -1,4 +1,5 @@
-"""What every vaekit model shares: the shape of one sample, the code size, the likelihood."""
+"""What every vaekit model shares: the shape of one sample, the code size, the likelihood,
+and the networks' architecture (``mlp`` or ``conv``)."""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,9 @@ from collections.abc import Sequence
 from torch import nn
 
 from .. import likelihoods
+from ..errors import VaekitError
+from .conv import ConvDecoder, ConvEncoder
+from .mlp import mlp
 
 
 class LatentModel(nn.Module):
@@ -23,3 +27,22 @@ class LatentModel(nn.Module):
     def n_inputs(self) -> int:
         """Values in one sample, the width of an MLP's input and output layers."""
         return math.prod(self.input_shape)
+
+
+def encoder_body(arch: str, input_shape: tuple[int, ...], hidden_dims: Sequence[int]) -> tuple[nn.Module, int]:
+    """x (N, *input_shape) -> features (N, F); returns the network and F."""
+    if arch == "conv":
+        if len(input_shape) != 3:
+            raise VaekitError(f"--arch conv needs images, but samples have shape {input_shape}; use --arch mlp")
+        enc = ConvEncoder(input_shape, hidden_dims)
+        return enc, enc.out_features
+    return nn.Sequential(nn.Flatten(), mlp([math.prod(input_shape), *hidden_dims], final_activation=True)), \
+        hidden_dims[-1]
+
+
+def decoder_net(arch: str, latent_dim: int, input_shape: tuple[int, ...], hidden_dims: Sequence[int]) -> nn.Module:
+    """z (N, latent_dim) -> raw parameters (N, *input_shape)."""
+    if arch == "conv":
+        return ConvDecoder(latent_dim, input_shape, hidden_dims)
+    return nn.Sequential(mlp([latent_dim, *reversed(hidden_dims), math.prod(input_shape)], final_activation=False),
+                         nn.Unflatten(1, input_shape))

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 from torch.distributions import Independent, Normal
 
-from .base import LatentModel
-from .mlp import mlp
+from .base import LatentModel, decoder_net, encoder_body
 
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
@@ -45,30 +44,30 @@ class VAEOutput:
 
 
 class VAE(LatentModel):
-    """MLP VAE; the defaults are the classic 784-400-20 model with a Bernoulli output.
+    """VAE with MLP or conv networks; the defaults are the classic 784-400-20 MLP with a
+    Bernoulli output.
 
     Shapes: x is (N, *input_shape); codes are (N, latent_dim).
     """
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), latent_dim: int = 20,
-                 hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli"):
+                 hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli", arch: str = "mlp"):
         super().__init__(input_shape, latent_dim, likelihood)
-        n_in = self.n_inputs
-        self.encoder = mlp([n_in, *hidden_dims], final_activation=True)
+        self.encoder, features = encoder_body(arch, self.input_shape, hidden_dims)
         # One layer for both heads (loc and log-variance): the same maths as two, one kernel.
-        self.posterior_head = nn.Linear(hidden_dims[-1], 2 * latent_dim)
-        self.decoder = mlp([latent_dim, *reversed(hidden_dims), n_in], final_activation=False)
+        self.posterior_head = nn.Linear(features, 2 * latent_dim)
+        self.decoder = decoder_net(arch, latent_dim, self.input_shape, hidden_dims)
 
     def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loc, log-variance) of q(z|x), each (N, latent_dim)."""
-        loc, logvar = self.posterior_head(self.encoder(x.flatten(1))).chunk(2, dim=-1)
+        loc, logvar = self.posterior_head(self.encoder(x)).chunk(2, dim=-1)
         # Bounded so that exp() cannot overflow on inputs far from the training data (an
         # anomaly can be 1e3 standard deviations out); the range is far wider than training uses.
         return loc, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
     def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
         """Raw parameters of p(x|z), (N, *input_shape)."""
-        return self.decoder(z).unflatten(1, self.input_shape)
+        return self.decoder(z)
 
     def encode(self, x: torch.Tensor) -> Independent:
         """q(z|x) as a distribution: batch (N,), event (latent_dim,)."""

@@ -1,0 +1,52 @@
+"""Denoise data with a run trained with --noise; with --clean, report PSNR and SSIM of the
+noisy input and of the output."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import add_data, add_run, check_output, print_json, write_array
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_run(p)
+    add_data(p, required=True)
+    p.add_argument("--out", required=True, metavar="FILE", help=".npy array, .png grid or .csv rows")
+    p.add_argument("--clean", metavar="SPEC", help="the clean data, row for row, to measure the gain")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.dataset import to_layout
+    from ..errors import VaekitError
+    from ..evaluation import denoising_metrics
+    from ..run import load
+
+    out = check_output(args.out)
+    r = load(args.run)
+    noisy = r.dataset(args.data)
+    clean = r.dataset(args.clean) if args.clean else None
+    if clean is not None and len(clean) != len(noisy):
+        raise VaekitError(f"--clean has {len(clean)} samples but --data has {len(noisy)}; give the same rows")
+    if r.config.train.noise is None:
+        print(f"note: {args.run} was not trained with --noise; its output is a plain reconstruction",
+              file=sys.stderr)
+    denoised = r.denoise(noisy)
+    write_array(out, denoised, r.config.data.layout, r.config.data.columns)
+    if clean is None:
+        if not args.json:
+            print(out)
+        else:
+            print_json({"n": len(denoised)})
+        return 0
+    layout = r.config.data.layout
+    metrics = denoising_metrics(to_layout(clean.batch(), layout), to_layout(noisy.batch(), layout), denoised)
+    if args.json:
+        print_json(metrics)
+        return 0
+    print(out)
+    print(f"PSNR  noisy {metrics['psnr_noisy']:.2f} dB -> denoised {metrics['psnr_denoised']:.2f} dB "
+          f"({metrics['psnr_gain']:+.2f} dB)")
+    if metrics["ssim_noisy"] is not None:
+        print(f"SSIM  noisy {metrics['ssim_noisy']:.3f} -> denoised {metrics['ssim_denoised']:.3f}")
+    return 0
