@@ -23,9 +23,17 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q $(ARGS)
 
-bench: $(VENV)/.installed
-	$(BIN)/python bench/train_speed.py
-	$(BIN)/python bench/quality.py
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP) -e ".[bench]"
+	touch $@
+
+# Needs the shared benchmark data beside the repository (../shared) or in $VAEKIT_SHARED.
+bench: $(VENV)/.installed-bench
+	cd bench && ../$(BIN)/python train_speed.py
+	cd bench && ../$(BIN)/python quality.py
+	cd bench && ../$(BIN)/python anomaly_adbench.py
+	cd bench && ../$(BIN)/python anomaly_mnist.py
+	cd bench && ../$(BIN)/python denoise.py
 
 clean:
 	rm -rf $(VENV) runs
