@@ -29,11 +29,11 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 
 # Needs the shared benchmark data beside the repository (../shared) or in $VAEKIT_SHARED.
 bench: $(VENV)/.installed-bench
-	cd bench && ../$(BIN)/python train_speed.py
-	cd bench && ../$(BIN)/python quality.py
-	cd bench && ../$(BIN)/python anomaly_adbench.py
-	cd bench && ../$(BIN)/python anomaly_mnist.py
-	cd bench && ../$(BIN)/python denoise.py
+	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/anomaly_adbench.py
+	$(BIN)/python bench/anomaly_mnist.py
+	$(BIN)/python bench/denoise.py
 
 clean:
 	rm -rf $(VENV) runs

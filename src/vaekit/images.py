@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 
-def grid(images: np.ndarray, ncol: int = 8, pad: int = 2, min_cell: int = 28) -> np.ndarray:
+def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, min_cell: int = 28) -> np.ndarray:
     """(N, C, H, W) floats in [0, 1] -> one uint8 picture (rows x cols of cells) as (H', W', C).
 
     Small images (8x8 digits) are enlarged by a whole factor so each cell is at least
@@ -14,6 +14,8 @@ def grid(images: np.ndarray, ncol: int = 8, pad: int = 2, min_cell: int = 28) ->
     """
     images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
     n, c, h, w = images.shape
+    if ncol is None:  # 8 across for a few, a square-ish sheet for many
+        ncol = max(8, int(np.ceil(np.sqrt(n))))
     scale = max(1, -(-min_cell // h))
     images = images.repeat(scale, axis=2).repeat(scale, axis=3)
     h, w = h * scale, w * scale
@@ -27,7 +29,7 @@ def grid(images: np.ndarray, ncol: int = 8, pad: int = 2, min_cell: int = 28) ->
     return (out.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
 
-def save_grid(path: Path, images: np.ndarray, ncol: int = 8) -> Path:
+def save_grid(path: Path, images: np.ndarray, ncol: int | None = None) -> Path:
     from PIL import Image
 
     picture = grid(images, ncol)

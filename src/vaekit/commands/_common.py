@@ -44,7 +44,7 @@ def check_output(path: str, allowed=OUTPUT_SUFFIXES) -> Path:
     return out
 
 
-def write_array(out: Path, array, layout: str, columns=None, ncol: int = 8) -> None:
+def write_array(out: Path, array, layout: str, columns=None, ncol: int | None = None) -> None:
     """Save samples in the data's own layout: .npy array, .png grid (images), .csv rows (tabular)."""
     import numpy as np
 
