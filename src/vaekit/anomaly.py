@@ -311,19 +311,12 @@ def row_scores(model, x, score: str, eps):
     import torch
 
     from .models import VAE
-    from .objectives import kl_to_standard_normal
+    from .objectives import kl_to_standard_normal, log_weights
 
     if score == "recon" or not isinstance(model, VAE):
         return (model.reconstruct(x) - x).pow(2).flatten(1).sum(1)
     loc, logvar = model.posterior_params(x)
-    scale = torch.exp(0.5 * logvar)
-    z = loc + scale * eps[:, None, :]                                   # (K, N, latent)
-    k, n = z.shape[:2]
-    params = model.decoder_params(z.flatten(0, 1))
-    log_px = model.likelihood.log_prob(params, x.repeat(k, *([1] * (x.dim() - 1)))).view(k, n)
+    log_px, log_w = log_weights(model, x, loc, logvar, eps)
     if score == "elbo":
         return -log_px.mean(0) + kl_to_standard_normal(loc, logvar)
-    # log w = log p(x|z) + log p(z) - log q(z|x); the q and p terms in closed form per draw
-    log_pz = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
-    log_qz = -0.5 * (eps.pow(2)[:, None, :] + math.log(2 * math.pi) + logvar).sum(-1)
-    return -(torch.logsumexp(log_px + log_pz - log_qz, dim=0) - math.log(k))
+    return -(torch.logsumexp(log_w, dim=0) - math.log(len(eps)))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .errors import VaekitError
 
-MODELS = ("ae", "vae")
+MODELS = ("ae", "vae", "iwae", "cvae")
 ARCHS = ("mlp", "conv")
-LIKELIHOODS = ("auto", "bernoulli", "gaussian", "gaussian-learned")
+LIKELIHOODS = ("auto", "bernoulli", "continuous-bernoulli", "gaussian", "gaussian-learned")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -44,8 +44,11 @@ class ModelConfig:
     latent_dim: int = 20
     hidden_dims: tuple[int, ...] | None = None  # MLP widths (default 400) or conv channels (32, 64)
     likelihood: str = "auto"
-    # Filled in from the data: the shape of one sample, channel-first for images.
+    k: int = 5  # importance samples per data point for the IWAE objective
+    # Filled in from the data: the shape of one sample, channel-first for images, and the
+    # number of classes a conditional model (cvae) conditions on.
     input_shape: tuple[int, ...] = ()
+    n_classes: int = 0
 
     def __post_init__(self):  # JSON and callers may give lists
         if self.hidden_dims is None:
@@ -61,9 +64,11 @@ class ModelConfig:
         if self.likelihood not in LIKELIHOODS:
             raise VaekitError(
                 f"unknown --likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+        if self.k < 1:
+            raise VaekitError(f"--k must be at least 1, got {self.k}")
         if self.latent_dim < 1:
             raise VaekitError(f"--latent-dim must be at least 1, got {self.latent_dim}")
-        if not self.hidden_dims or any(h < 1 for h in self.hidden_dims):
+        if any(h < 1 for h in self.hidden_dims) or (self.arch == "conv" and not self.hidden_dims):
             raise VaekitError(
                 f"--hidden-dims must be positive widths such as 400 or 512,256, got {self.hidden_dims}")
 
@@ -78,6 +83,10 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # bf16 mixed precision where the hardware has it natively
     noise: str | None = None  # denoising: corrupt inputs with this spec (see vaekit.noise)
+    beta: float = 1.0         # KL weight (beta-VAE)
+    kl_warmup: float = 0.0    # epochs over which the KL weight rises linearly from 0 to beta
+    free_bits: float = 0.0    # nats per latent dimension the KL term does not penalise
+    binarize: str | None = None  # "dynamic": a fresh Bernoulli draw of each image per use; "fixed": one draw
     progress: bool = True
 
     def validate(self) -> None:
@@ -92,6 +101,12 @@ class TrainConfig:
         if self.device not in DEVICES:
             raise VaekitError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
         from .noise import parse_noise
+
+        if self.binarize not in (None, "dynamic", "fixed"):
+            raise VaekitError(f"--binarize must be dynamic or fixed, got {self.binarize!r}")
+        for name in ("beta", "kl_warmup", "free_bits"):
+            if not getattr(self, name) >= 0:
+                raise VaekitError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
 
         parse_noise(self.noise)
         if self.precision not in PRECISIONS:

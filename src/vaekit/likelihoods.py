@@ -11,7 +11,9 @@ The decoder returns raw parameters; a likelihood turns them into
 
 Names: ``bernoulli`` (logits; the classic choice for data in [0, 1]), ``gaussian`` (unit
 scale: -log p is half the squared error plus a constant), ``gaussian-learned`` (one learned
-scale per data dimension, so noisy dimensions count less; suits standardised tables).
+scale per data dimension, so noisy dimensions count less; suits standardised tables),
+``continuous-bernoulli`` (the correctly normalised density for grey levels in [0, 1];
+Loaiza-Ganem and Cunningham, 2019).
 """
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Bernoulli, Independent, Normal
+from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal
 
-NAMES = ("bernoulli", "gaussian", "gaussian-learned")
+NAMES = ("bernoulli", "continuous-bernoulli", "gaussian", "gaussian-learned")
+UNIT_INTERVAL = ("bernoulli", "continuous-bernoulli")  # need data in [0, 1]
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_SCALE_MIN = -5.0  # a learned scale never drops below e^-5 of the data's unit, so no dimension can collapse
 
@@ -39,6 +42,20 @@ class BernoulliLikelihood(nn.Module):
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
+
+
+class ContinuousBernoulliLikelihood(nn.Module):
+    name = "continuous-bernoulli"
+
+    def distribution(self, params: torch.Tensor) -> Independent:
+        return Independent(ContinuousBernoulli(logits=params, validate_args=False), params.dim() - 1)
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # The Bernoulli term plus the log normaliser, which torch computes stably near 1/2.
+        return self.distribution(params).log_prob(x)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return ContinuousBernoulli(logits=params, validate_args=False).mean
 
 
 class GaussianLikelihood(nn.Module):
@@ -70,6 +87,8 @@ class GaussianLikelihood(nn.Module):
 def build(name: str, shape: tuple[int, ...]) -> nn.Module:
     if name == "bernoulli":
         return BernoulliLikelihood()
+    if name == "continuous-bernoulli":
+        return ContinuousBernoulliLikelihood()
     return GaussianLikelihood(tuple(shape), learn_scale=name == "gaussian-learned")
 
 
@@ -81,7 +100,7 @@ def choose(name: str, value_range: tuple[float, float]) -> str:
     in_unit = lo >= 0.0 and hi <= 1.0
     if name == "auto":
         return "bernoulli" if in_unit else "gaussian"
-    if name == "bernoulli" and not in_unit:
-        raise VaekitError(f"the Bernoulli likelihood needs data in [0, 1] but the data spans "
+    if name in UNIT_INTERVAL and not in_unit:
+        raise VaekitError(f"the {name} likelihood needs data in [0, 1] but the data spans "
                           f"[{lo:.3g}, {hi:.3g}]; use --likelihood gaussian or scale the data")
     return name

@@ -10,38 +10,68 @@ from dataclasses import dataclass
 
 import torch
 
-from .models import AE, AEOutput, VAE, VAEOutput
+from .models import AE, IWAE, AEOutput, VAE, VAEOutput
 
 
 @dataclass
 class LossTerms:
-    """Per-sample terms, each of shape (N,); ``loss`` is what training minimises."""
+    """Per-sample terms, each of shape (N,); ``loss`` is what training minimises.
+
+    ``recon`` and ``kl`` are always the honest terms of the negative ELBO (nats per sample),
+    whatever weighting (beta, warm-up, free bits) or bound (IWAE) ``loss`` uses.
+    """
 
     loss: torch.Tensor
     recon: torch.Tensor
     kl: torch.Tensor
+    kl_per_dim: torch.Tensor | None = None  # (N, latent_dim) for latent-variable models
 
-    def mean(self) -> dict[str, torch.Tensor]:
-        return {"loss": self.loss.mean(), "recon": self.recon.mean(), "kl": self.kl.mean()}
+
+@dataclass(frozen=True)
+class KLWeights:
+    """How the KL term enters the training loss (never the reported terms)."""
+
+    beta: float = 1.0       # weight of the KL term (beta-VAE; times the warm-up factor)
+    free_bits: float = 0.0  # nats per latent dimension that are not penalised (Kingma et al., 2016)
+
+
+HONEST = KLWeights()
+
+
+def kl_per_dim(loc: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(loc, exp(logvar)) || N(0, 1)) per sample and latent dimension (N, latent_dim).
+
+    Summed over dimensions it equals ``kl_divergence(posterior, prior)`` (tested); written
+    out once here because the generic version costs several extra kernels per step.
+    """
+    return 0.5 * (loc.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
 def kl_to_standard_normal(loc: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(loc, exp(logvar)) || N(0, I)) per sample (N,), in closed form.
+    """KL(q(z|x) || N(0, I)) per sample (N,)."""
+    return kl_per_dim(loc, logvar).sum(-1)
 
-    Equal to ``kl_divergence(posterior, prior)`` (tested); written out once here because the
-    generic version costs several extra kernels per training step.
+
+def kl_penalty(kl_d: torch.Tensor, weights: KLWeights) -> torch.Tensor:
+    """The KL part of the training loss per sample (N,).
+
+    With free bits, a dimension whose batch-mean KL is under the allowance costs the
+    allowance (a constant, so no gradient pushes it further towards collapse).
     """
-    return 0.5 * (loc.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+    if weights.free_bits > 0:
+        below = (kl_d.detach().mean(0) < weights.free_bits).expand_as(kl_d)
+        kl_d = torch.where(below, torch.full_like(kl_d, weights.free_bits), kl_d)
+    return weights.beta * kl_d.sum(-1)
 
 
-def neg_elbo(x: torch.Tensor, out: VAEOutput) -> LossTerms:
+def neg_elbo(x: torch.Tensor, out: VAEOutput, weights: KLWeights = HONEST) -> LossTerms:
     """-ELBO = -log p(x|z) + KL(q(z|x) || N(0, I)), one z per sample.
 
     Computed in fp32 even when the network ran in bf16 (``.float()`` is free otherwise).
     """
     recon = -out.observation.log_prob(out.params.float(), x)
-    kl = kl_to_standard_normal(out.loc.float(), out.logvar.float())
-    return LossTerms(loss=recon + kl, recon=recon, kl=kl)
+    kl_d = kl_per_dim(out.loc.float(), out.logvar.float())
+    return LossTerms(loss=recon + kl_penalty(kl_d, weights), recon=recon, kl=kl_d.sum(-1), kl_per_dim=kl_d)
 
 
 def squared_error(x: torch.Tensor, out: AEOutput) -> LossTerms:
@@ -50,28 +80,62 @@ def squared_error(x: torch.Tensor, out: AEOutput) -> LossTerms:
     return LossTerms(loss=recon, recon=recon, kl=torch.zeros_like(recon))
 
 
-def loss_terms(model: AE | VAE, x: torch.Tensor, target: torch.Tensor | None = None) -> LossTerms:
+def log_weights(model: VAE, x: torch.Tensor, loc: torch.Tensor, logvar: torch.Tensor,
+                eps: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Importance weights of K posterior draws z = loc + scale * eps, eps (K, N, latent) or (K, latent).
+
+    Returns (log p(x|z), log p(x, z) - log q(z|x)), each (K, N). The prior and posterior
+    densities are in closed form from eps, so one decoder pass serves both.
+    """
+    if eps.dim() == 2:
+        eps = eps[:, None, :].expand(-1, loc.shape[0], -1)
+    z = loc + torch.exp(0.5 * logvar) * eps
+    k, n = z.shape[:2]
+    params = model.decoder_params(z.flatten(0, 1), None if y is None else y.repeat(k))
+    log_px = model.likelihood.log_prob(params.float(), x.repeat(k, *([1] * (x.dim() - 1)))).view(k, n)
+    log_pz = -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
+    log_qz = -0.5 * (eps.pow(2) + _LOG_2PI + logvar).sum(-1)
+    return log_px, log_px + log_pz - log_qz
+
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def iw_bound_terms(model: IWAE, x_in: torch.Tensor, target: torch.Tensor) -> LossTerms:
+    """IWAE objective: -log (1/k) sum_k w_k with k = model.k draws per sample (Burda et al., 2016)."""
+    loc, logvar = model.posterior_params(x_in)
+    loc, logvar = loc.float(), logvar.float()
+    eps = torch.randn(model.k, *loc.shape, device=loc.device, dtype=loc.dtype)
+    log_px, log_w = log_weights(model, target, loc, logvar, eps)
+    kl_d = kl_per_dim(loc, logvar)
+    loss = -(torch.logsumexp(log_w, dim=0) - math.log(model.k))
+    return LossTerms(loss=loss, recon=-log_px.mean(0), kl=kl_d.sum(-1), kl_per_dim=kl_d)
+
+
+def loss_terms(model: AE | VAE, x: torch.Tensor, target: torch.Tensor | None = None,
+               weights: KLWeights = HONEST, y: torch.Tensor | None = None) -> LossTerms:
     """The model's own objective on a batch; ``target`` (default ``x``) is what the output
-    should be: the clean data when ``x`` is a corrupted copy (denoising)."""
-    out = model(x)
+    should be: the clean data when ``x`` is a corrupted copy (denoising); ``y`` the labels
+    a conditional model needs."""
     target = x if target is None else target
+    if isinstance(model, IWAE):
+        return iw_bound_terms(model, x, target)
+    out = model(x, y)
     if isinstance(out, VAEOutput):
-        return neg_elbo(target, out)
+        return neg_elbo(target, out, weights)
     return squared_error(target, out)
 
 
-def iw_nll(model: VAE, x: torch.Tensor, k: int, chunk: int = 256) -> torch.Tensor:
+def iw_nll(model: VAE, x: torch.Tensor, k: int, chunk: int = 256,
+           generator: torch.Generator | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
     """Importance-weighted estimate of -log p(x), per sample (N,), with ``k`` posterior draws.
 
     -log (1/k) sum_i p(x, z_i) / q(z_i | x), computed with log-sum-exp; the draws are
     taken ``chunk`` at a time so large k fits in memory.
     """
-    posterior = model.encode(x)
-    prior = model.prior()
+    loc, logvar = model.posterior_params(x, y)
     log_w = []
     for start in range(0, k, chunk):
-        z = posterior.sample((min(chunk, k - start),))         # (k', N, latent)
-        params = model.decoder_params(z.flatten(0, 1))
-        log_px = model.likelihood.log_prob(params, x.repeat(z.shape[0], *([1] * (x.dim() - 1))))
-        log_w.append(log_px.view(z.shape[:2]) + prior.log_prob(z) - posterior.log_prob(z))
+        eps = torch.randn(min(chunk, k - start), *loc.shape, generator=generator, device=loc.device)
+        log_w.append(log_weights(model, x, loc, logvar, eps, y)[1])
     return -(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))

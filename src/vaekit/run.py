@@ -21,6 +21,7 @@ from .models import AE, VAE, build_model
 from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, RunFolder
 from .training import Trainer, resolve_device
 
+BINARIZE_SEED = 2016  # the one fixed binarisation of evaluation data
 ARRAY_SPEC = "<array>"  # the data spec recorded for a run trained on an in-memory array
 
 class Run:
@@ -56,14 +57,36 @@ class Run:
         else:
             ds = as_dataset(data, self.config.data.image_size, name="input")
         check_shape(ds, self.config)
+        if self.model.n_classes and ds.y is not None and int(ds.y.max()) >= self.model.n_classes:
+            raise VaekitError(f"{ds.name} has labels up to {int(ds.y.max())}, but the model knows classes 0 to "
+                              f"{self.model.n_classes - 1}")
+        if self.config.train.binarize:  # evaluate on one fixed draw, as the literature does
+            ds = ds.binarized(BINARIZE_SEED)
         return ds
 
     def _batches(self, data, fn, batch_size: int = 1024) -> np.ndarray:
+        """``fn(x, y)`` over the data in batches (y: labels for a conditional model, else None)."""
         ds = self.dataset(data)
+        out = []
         with torch.no_grad():
-            out = [fn(ds.batch(slice(i, i + batch_size)).to(self.device)).cpu()
-                   for i in range(0, len(ds), batch_size)]
+            for i in range(0, len(ds), batch_size):
+                y = ds.labels(slice(i, i + batch_size), self.model)
+                out.append(fn(ds.batch(slice(i, i + batch_size)).to(self.device),
+                              None if y is None else y.to(self.device)).cpu())
         return torch.cat(out).numpy()
+
+    def _label_tensor(self, label: int | None, n: int) -> torch.Tensor | None:
+        """Labels for generating with a conditional model: ``label`` for all, or each class in turn."""
+        classes = self.model.n_classes
+        if not classes:
+            if label is not None:
+                raise VaekitError("--label needs a conditional model; train with --model cvae")
+            return None
+        if label is None:
+            return torch.arange(n, device=self.device) % classes
+        if not 0 <= label < classes:
+            raise VaekitError(f"--label {label} is not a class of this model; use 0 to {classes - 1}")
+        return torch.full((n,), label, device=self.device)
 
     def _to_layout(self, x: np.ndarray) -> np.ndarray:
         return to_layout(x, self.config.data.layout)
@@ -73,14 +96,16 @@ class Run:
         """Latent codes (posterior means for a VAE), (N, latent_dim)."""
         return self._batches(data, self.model.codes)
 
-    def decode(self, z) -> np.ndarray:
-        """Decoded outputs (the likelihood mean) for codes ``z`` (N, latent_dim), in the data layout."""
+    def decode(self, z, label: int | None = None) -> np.ndarray:
+        """Decoded outputs (the likelihood mean) for codes ``z`` (N, latent_dim), in the data layout;
+        ``label`` is the class for a conditional model (default: each class in turn)."""
         z = torch.as_tensor(np.asarray(z, dtype=np.float32), device=self.device)
         if z.dim() != 2 or z.shape[1] != self.config.model.latent_dim:
             raise VaekitError(f"codes must have shape (N, {self.config.model.latent_dim}), got "
                               f"{tuple(z.shape)}")
+        y = self._label_tensor(label, len(z))
         with torch.no_grad():
-            out = self.model.decode(z)
+            out = self.model.decode(z, y) if y is not None else self.model.decode(z)
             out = out if isinstance(out, torch.Tensor) else out.mean  # a VAE decodes to a distribution
         return self._to_layout(out.cpu().numpy())
 
@@ -92,12 +117,14 @@ class Run:
         (corrupted input, clean target). Returns the data layout."""
         return self.reconstruct(data)
 
-    def sample(self, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
-        """``n`` new samples from the prior, in the data layout."""
+    def sample(self, n: int = 64, seed: int = 0, temperature: float = 1.0, label: int | None = None) -> np.ndarray:
+        """``n`` new samples from the prior, in the data layout; a conditional model draws
+        class ``label`` (default: each class in turn)."""
         if n < 1:
             raise VaekitError(f"the number of samples must be at least 1, got {n}")
+        y = self._label_tensor(label, n)
         g = torch.Generator(device=self.device).manual_seed(seed)
-        return self._to_layout(self.model.sample(n, generator=g, temperature=temperature).cpu().numpy())
+        return self._to_layout(self.model.sample(n, generator=g, temperature=temperature, y=y).cpu().numpy())
 
     def interpolate(self, data, i: int, j: int, steps: int = 10, method: str = "lerp") -> np.ndarray:
         """Decoded points on the path between the codes of samples ``i`` and ``j`` (endpoints included).
@@ -113,10 +140,13 @@ class Run:
             raise VaekitError(f"--steps must be at least 2 (the two endpoints), got {steps}")
         if method not in INTERPOLATIONS:
             raise VaekitError(f"unknown interpolation {method!r}; choose one of {', '.join(INTERPOLATIONS)}")
+        pair = torch.tensor([i, j])
+        y = ds.labels(pair, self.model)
         with torch.no_grad():
-            ends = self.model.codes(ds.batch(torch.tensor([i, j])).to(self.device))
+            ends = self.model.codes(ds.batch(pair).to(self.device), None if y is None else y.to(self.device))
             path = INTERPOLATIONS[method](ends[0], ends[1], torch.linspace(0, 1, steps, device=self.device))
-        return self.decode(path.cpu().numpy())
+        # A conditional model decodes the whole path as the first input's class.
+        return self.decode(path.cpu().numpy(), label=None if y is None else int(y[0]))
 
     def evaluate(self, data=None, iw_samples: int | None = None, seed: int = 0) -> dict:
         """Metrics per sample (see :func:`vaekit.evaluation.evaluate`)."""
@@ -175,19 +205,26 @@ def write_pictures(run: Run, folder: RunFolder, data: Dataset) -> None:
     if data.kind != "image":
         return  # tabular data has no picture; its report shows per-feature errors instead
     shown = data.subset(torch.arange(min(32, len(data))))
+    y = shown.labels(None, run.model)
     with torch.no_grad():
-        recon = run.model.reconstruct(shown.batch().to(run.device)).cpu().numpy()
-    save_pairs(folder.file(RECONSTRUCTIONS), shown.batch().numpy(), recon)
+        recon = run.model.reconstruct(shown.batch().to(run.device), None if y is None else y.to(run.device))
+    save_pairs(folder.file(RECONSTRUCTIONS), shown.batch().numpy(), recon.cpu().numpy())
     if isinstance(run.model, VAE):
         g = torch.Generator(device=run.device).manual_seed(0)
-        save_grid(folder.file(SAMPLES), run.model.sample(64, generator=g).cpu().numpy())
+        samples = run.model.sample(64, generator=g, y=run._label_tensor(None, 64))
+        save_grid(folder.file(SAMPLES), samples.cpu().numpy(), ncol=run.model.n_classes or None)
 
 
 def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
     """Load the data and fill in what the config takes from it (shape, layout, likelihood)."""
     dataset = as_dataset(config.data.spec if data is None else data, config.data.image_size, ARRAY_SPEC)
+    if config.train.binarize:
+        dataset.binarized(0)  # checks the data is in [0, 1] before a folder is made
     likelihood = likelihoods.choose(config.model.likelihood, dataset.value_range())
-    model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood)
+    n_classes = 0
+    if config.model.model == "cvae":
+        n_classes = int(dataset.require_labels().max()) + 1
+    model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood, n_classes=n_classes)
     data_cfg = replace(config.data, layout=dataset.layout,
                        columns=list(dataset.columns) if dataset.columns else None)
     return replace(config, model=model, data=data_cfg), dataset
@@ -197,7 +234,11 @@ def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | N
     device = resolve_device(config.train.device)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model)
+    if config.train.binarize == "fixed":
+        dataset = dataset.binarized(config.train.seed)
     train_data, val_data = dataset.split(config.data.val_fraction, config.train.seed)
+    if config.train.binarize == "dynamic" and val_data is not None:
+        val_data = val_data.binarized(BINARIZE_SEED)
 
     def on_epoch(metrics: dict, trainer: Trainer, improved: bool) -> None:
         if improved:

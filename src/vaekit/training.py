@@ -16,7 +16,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .errors import VaekitError
 from .noise import Noise, parse_noise
-from .objectives import loss_terms
+from .objectives import KLWeights, loss_terms
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,7 +76,7 @@ def mean_terms(model, data: Dataset, batch_size: int = 1024, noise: Noise | None
     for start in range(0, len(data), batch_size):
         x = data.batch(slice(start, start + batch_size))
         noisy = noise.apply(x, generator, clip=data.kind == "image") if noise is not None else x
-        t = loss_terms(model, noisy, x)
+        t = loss_terms(model, noisy, x, y=data.labels(slice(start, start + batch_size), model))
         sums += torch.stack([t.loss.sum(), t.recon.sum(), t.kl.sum()]).double().cpu()
     model.train(was_training)
     loss, recon, kl = (sums / len(data)).tolist()
@@ -133,23 +133,37 @@ class Trainer:
                                 stopped_early=d["stopped_early"])
 
     # -- the loop -------------------------------------------------------------------------------
+    def kl_weights(self, epochs_done: float) -> KLWeights:
+        """beta, scaled by the linear warm-up over the first ``kl_warmup`` epochs."""
+        cfg = self.cfg
+        ramp = min(1.0, epochs_done / cfg.kl_warmup) if cfg.kl_warmup > 0 else 1.0
+        return KLWeights(beta=cfg.beta * ramp, free_bits=cfg.free_bits)
+
     def train_epoch(self, data: Dataset, progress) -> dict[str, float]:
         model, opt, n = self.model, self.optimizer, len(data)
         clip = data.kind == "image"
         model.train()
         order = torch.randperm(n, generator=self.generator).to(self.device)
         sums = torch.zeros(3, device=self.device)
+        kl_dims = None
+        steps = -(-n // self.cfg.batch_size)
         for step, start in enumerate(range(0, n, self.cfg.batch_size)):
-            x = data.batch(order[start:start + self.cfg.batch_size])
+            index = order[start:start + self.cfg.batch_size]
+            x = data.batch(index)
+            if self.cfg.binarize == "dynamic":
+                x = torch.bernoulli(x, generator=self.noise_generator)
             noisy = x if self.noise is None else self.noise.apply(x, self.noise_generator, clip)
+            weights = self.kl_weights(self.state.epoch + step / steps)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                terms = loss_terms(model, noisy, x)
+                terms = loss_terms(model, noisy, x, weights, y=data.labels(index, model))
             loss = terms.loss.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             with torch.no_grad():
                 sums += torch.stack([terms.loss.sum(), terms.recon.sum(), terms.kl.sum()])
+                if terms.kl_per_dim is not None:
+                    kl_dims = terms.kl_per_dim.sum(0) + (0 if kl_dims is None else kl_dims)
             if progress is not None:
                 progress.update(x.shape[0])
                 if step % 10 == 0:
@@ -158,7 +172,8 @@ class Trainer:
         if not math.isfinite(loss):
             raise VaekitError(f"training diverged (loss {loss}); lower --lr (now {self.cfg.lr}) or check "
                               "the data's scale")
-        return {"loss": loss, "recon": recon, "kl": kl}
+        return {"loss": loss, "recon": recon, "kl": kl,
+                "kl_per_dim": None if kl_dims is None else (kl_dims / n).tolist()}
 
     def fit(self, train: Dataset, val: Dataset | None) -> TrainState:
         from tqdm.auto import tqdm
@@ -185,7 +200,8 @@ class Trainer:
             if val is not None and cfg.patience is not None and self.state.bad_epochs >= cfg.patience:
                 self.state.stopped_early = True
             metrics = {"epoch": epoch, "train_loss": tr["loss"], "val_loss": va and va["loss"],
-                       "recon": tr["recon"], "kl": tr["kl"],
+                       "recon": tr["recon"], "kl": tr["kl"], "kl_per_dim": tr["kl_per_dim"],
+                       "kl_weight": self.kl_weights(epoch).beta,
                        "val_recon": va and va["recon"], "val_kl": va and va["kl"],
                        "seconds": seconds, "samples_per_s": len(train) / seconds,
                        "device": str(self.device), "precision": "bf16" if self.bf16 else "fp32"}

@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(metrics)
         return 0
     for key, value in metrics.items():
+        if isinstance(value, list):
+            value = " ".join(f"{v:.2f}" for v in value)
         if value is not None:
             print(f"{key:>13}  {value:.4f}" if isinstance(value, float) else f"{key:>13}  {value}")
     return 0

@@ -11,6 +11,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=positive_int, default=64, help="how many samples (default: 64)")
     p.add_argument("--out", required=True, metavar="FILE", help=".png grid, .npy array or .csv rows")
     p.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
+    p.add_argument("--label", type=int, help="the class to draw, for a conditional model (--model cvae)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the prior draws; below 1 gives cleaner, less varied samples")
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.temperature > 0:
         raise VaekitError(f"--temperature must be positive, got {args.temperature}")
     r = load(args.run)
-    write_array(out, r.sample(args.n, seed=args.seed, temperature=args.temperature),
+    write_array(out, r.sample(args.n, seed=args.seed, temperature=args.temperature, label=args.label),
                 r.config.data.layout, r.config.data.columns)
     print(out)
     return 0

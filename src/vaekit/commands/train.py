@@ -33,7 +33,14 @@ def _fraction(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # Defaults are None so that --resume can tell which options were given.
     add_data(p, default_help=" (default: mnist-5k)")
-    p.add_argument("--model", choices=("ae", "vae"), help="model type (default: vae)")
+    p.add_argument("--model", choices=("ae", "vae", "iwae", "cvae"),
+                   help="model type (default: vae); cvae conditions on the data's labels")
+    p.add_argument("--k", type=positive_int, help="importance samples per input for --model iwae (default: 5)")
+    p.add_argument("--beta", type=float, help="weight of the KL term, beta-VAE (default: 1)")
+    p.add_argument("--kl-warmup", type=float, metavar="EPOCHS",
+                   help="raise the KL weight linearly from 0 to beta over this many epochs (default: 0)")
+    p.add_argument("--free-bits", type=float, metavar="NATS",
+                   help="KL per latent dimension that is not penalised, against posterior collapse (default: 0)")
     p.add_argument("--arch", choices=("mlp", "conv"),
                    help="mlp (the classic) or conv (convolutional, for images of any size); default: mlp")
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: 50)")
@@ -43,9 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden-dims", type=_widths, metavar="W[,W...]",
                    help="hidden widths in encoder order: MLP layers (default 400) or conv channels "
                         "(default 32,64)")
-    p.add_argument("--likelihood", choices=("auto", "bernoulli", "gaussian", "gaussian-learned"),
-                   help="p(x|z): bernoulli for data in [0, 1], gaussian (unit scale) otherwise (default: "
-                        "auto); gaussian-learned learns one scale per dimension")
+    p.add_argument("--likelihood", choices=("auto", "bernoulli", "continuous-bernoulli", "gaussian",
+                                            "gaussian-learned"),
+                   help="p(x|z): auto is bernoulli for data in [0, 1] (the classic choice), gaussian (unit "
+                        "scale) otherwise; continuous-bernoulli is normalised for grey levels; "
+                        "gaussian-learned learns one scale per dimension")
     p.add_argument("--seed", type=int, help="seed for initialisation, split and shuffling (default: 0)")
     p.add_argument("--val-fraction", type=_fraction,
                    help="share of the data held out for validation and early stopping (default: 0.1)")
@@ -53,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after this many epochs without validation improvement (default: 10)")
     p.add_argument("--noise", metavar="SPEC",
                    help="train a denoiser: corrupt inputs with gaussian:SIGMA, salt-pepper:P or mask:P")
+    p.add_argument("--binarize", choices=("dynamic", "fixed"),
+                   help="train on Bernoulli draws of the grey levels: fresh each time (dynamic, as in the "
+                        "literature) or once (fixed); evaluation uses one fixed draw")
     p.add_argument("--image-size", metavar="H[xW]", help="resize images of an image folder to this size")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
@@ -62,8 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
-OPTIONS = ("model", "arch", "epochs", "batch_size", "lr", "latent_dim", "hidden_dims", "likelihood",
-           "seed", "val_fraction", "patience", "device", "precision", "noise")
+OPTIONS = ("model", "k", "beta", "kl_warmup", "free_bits", "arch", "epochs", "batch_size", "lr", "latent_dim", "hidden_dims", "likelihood",
+           "seed", "val_fraction", "patience", "device", "precision", "noise", "binarize")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -44,6 +44,18 @@ class Dataset:
             return x.float().mul_(1.0 / 255.0)
         return x.float()
 
+    def require_labels(self) -> torch.Tensor:
+        if self.y is None:
+            raise VaekitError(f"{self.name} has no labels, but a conditional model (cvae) needs them; give "
+                              "labelled data (.npz with y, a label column, class subfolders, IDX labels)")
+        return self.y
+
+    def labels(self, index: torch.Tensor | slice | None, model) -> torch.Tensor | None:
+        """Labels at ``index`` (all for None) if ``model`` is conditional, else None."""
+        if not getattr(model, "n_classes", 0):
+            return None
+        return self.require_labels() if index is None else self.require_labels()[index]
+
     def subset(self, index: torch.Tensor) -> "Dataset":
         return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
 
@@ -72,6 +84,14 @@ class Dataset:
                 "use a smaller fraction or more data")
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         return self.subset(perm[n_val:]), self.subset(perm[:n_val])
+
+    def binarized(self, seed: int) -> "Dataset":
+        """Each value in [0, 1] replaced by one Bernoulli draw with that probability (seeded)."""
+        lo, hi = self.value_range()
+        if lo < 0 or hi > 1:
+            raise VaekitError(f"{self.name}: --binarize needs data in [0, 1], but it spans [{lo:.3g}, {hi:.3g}]")
+        g = torch.Generator(device=self.x.device).manual_seed(seed)
+        return replace(self, x=torch.bernoulli(self.batch(), generator=g))
 
     def value_range(self) -> tuple[float, float]:
         if self.x.dtype == torch.uint8:

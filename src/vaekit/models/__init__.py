@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 from .ae import AE, AEOutput
-from .vae import VAE, VAEOutput
+from .vae import IWAE, VAE, VAEOutput
 
-__all__ = ["AE", "AEOutput", "VAE", "VAEOutput", "build_model"]
+__all__ = ["AE", "AEOutput", "IWAE", "VAE", "VAEOutput", "build_model"]
 
 
 def build_model(cfg) -> AE | VAE:
     """The model a :class:`vaekit.config.ModelConfig` (with input_shape and likelihood resolved) describes."""
-    cls = {"ae": AE, "vae": VAE}[cfg.model]
-    return cls(input_shape=cfg.input_shape, latent_dim=cfg.latent_dim,
-               hidden_dims=cfg.hidden_dims, likelihood=cfg.likelihood, arch=cfg.arch)
+    common = dict(input_shape=cfg.input_shape, latent_dim=cfg.latent_dim, hidden_dims=cfg.hidden_dims,
+                  likelihood=cfg.likelihood, arch=cfg.arch)
+    if cfg.model == "iwae":
+        return IWAE(**common, k=cfg.k)
+    if cfg.model == "cvae":
+        return VAE(**common, n_classes=cfg.n_classes)
+    return {"ae": AE, "vae": VAE}[cfg.model](**common)

@@ -37,16 +37,18 @@ class AE(LatentModel):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.likelihood.mean(self.decoder(z))
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    n_classes = 0  # never conditional
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> AEOutput:
         z = self.encode(x)
         return AEOutput(z=z, reconstruction=self.decode(z))
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(x))
 
-    def sample(self, n: int, generator=None, temperature: float = 1.0) -> torch.Tensor:
+    def sample(self, n: int, generator=None, temperature: float = 1.0, y=None) -> torch.Tensor:
         raise VaekitError("a plain autoencoder has no prior to sample from; train with --model vae")
 
-    def codes(self, x: torch.Tensor) -> torch.Tensor:
+    def codes(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(x)

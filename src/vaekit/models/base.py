@@ -36,8 +36,10 @@ def encoder_body(arch: str, input_shape: tuple[int, ...], hidden_dims: Sequence[
             raise VaekitError(f"--arch conv needs images, but samples have shape {input_shape}; use --arch mlp")
         enc = ConvEncoder(input_shape, hidden_dims)
         return enc, enc.out_features
-    return nn.Sequential(nn.Flatten(), mlp([math.prod(input_shape), *hidden_dims], final_activation=True)), \
-        hidden_dims[-1]
+    # No hidden widths: linear maps (with a Gaussian likelihood, probabilistic PCA).
+    n_in = math.prod(input_shape)
+    return nn.Sequential(nn.Flatten(), mlp([n_in, *hidden_dims], final_activation=True)), \
+        (hidden_dims[-1] if hidden_dims else n_in)
 
 
 def decoder_net(arch: str, latent_dim: int, input_shape: tuple[int, ...], hidden_dims: Sequence[int]) -> nn.Module:

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Independent, Normal
 
+from ..errors import VaekitError
 from .base import LatentModel, decoder_net, encoder_body
 
 
@@ -51,57 +53,76 @@ class VAE(LatentModel):
     """
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), latent_dim: int = 20,
-                 hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli", arch: str = "mlp"):
+                 hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli", arch: str = "mlp",
+                 n_classes: int = 0):
         super().__init__(input_shape, latent_dim, likelihood)
+        self.n_classes = n_classes  # > 0: a conditional VAE, q(z|x,y) and p(x|z,y) (labels one-hot)
         self.encoder, features = encoder_body(arch, self.input_shape, hidden_dims)
         # One layer for both heads (loc and log-variance): the same maths as two, one kernel.
-        self.posterior_head = nn.Linear(features, 2 * latent_dim)
-        self.decoder = decoder_net(arch, latent_dim, self.input_shape, hidden_dims)
+        self.posterior_head = nn.Linear(features + n_classes, 2 * latent_dim)
+        self.decoder = decoder_net(arch, latent_dim + n_classes, self.input_shape, hidden_dims)
 
-    def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loc, log-variance) of q(z|x), each (N, latent_dim)."""
-        loc, logvar = self.posterior_head(self.encoder(x)).chunk(2, dim=-1)
+    def _with_labels(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if not self.n_classes:
+            return h
+        if y is None:
+            raise VaekitError("this conditional model needs a label for each input; give labelled data")
+        return torch.cat([h, F.one_hot(y.long(), self.n_classes).to(h.dtype)], dim=-1)
+
+    def posterior_params(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loc, log-variance) of q(z|x[, y]), each (N, latent_dim)."""
+        loc, logvar = self.posterior_head(self._with_labels(self.encoder(x), y)).chunk(2, dim=-1)
         # Bounded so that exp() cannot overflow on inputs far from the training data (an
         # anomaly can be 1e3 standard deviations out); the range is far wider than training uses.
         return loc, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
-    def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw parameters of p(x|z), (N, *input_shape)."""
-        return self.decoder(z)
+    def decoder_params(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw parameters of p(x|z[, y]), (N, *input_shape)."""
+        return self.decoder(self._with_labels(z, y))
 
-    def encode(self, x: torch.Tensor) -> Independent:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Independent:
         """q(z|x) as a distribution: batch (N,), event (latent_dim,)."""
-        loc, logvar = self.posterior_params(x)
+        loc, logvar = self.posterior_params(x, y)
         return gaussian(loc, torch.exp(0.5 * logvar))
 
-    def decode(self, z: torch.Tensor) -> Independent:
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> Independent:
         """p(x|z) as a distribution: batch (N,), event = input_shape."""
-        return self.likelihood.distribution(self.decoder_params(z))
+        return self.likelihood.distribution(self.decoder_params(z, y))
 
     def prior(self) -> Independent:
         p = next(self.parameters())
         zeros = torch.zeros(self.latent_dim, device=p.device, dtype=p.dtype)
         return gaussian(zeros, torch.ones_like(zeros))
 
-    def forward(self, x: torch.Tensor) -> VAEOutput:
-        loc, logvar = self.posterior_params(x)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
+        loc, logvar = self.posterior_params(x, y)
         z = loc + torch.randn_like(loc) * torch.exp(0.5 * logvar)  # reparameterised draw
-        return VAEOutput(loc=loc, logvar=logvar, z=z, params=self.decoder_params(z),
+        return VAEOutput(loc=loc, logvar=logvar, z=z, params=self.decoder_params(z, y),
                          observation=self.likelihood)
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Deterministic reconstruction: the likelihood mean at the posterior mean."""
-        loc, _ = self.posterior_params(x)
-        return self.likelihood.mean(self.decoder_params(loc))
+        loc, _ = self.posterior_params(x, y)
+        return self.likelihood.mean(self.decoder_params(loc, y))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """``n`` new samples: z ~ N(0, T^2 I), decoded to the likelihood mean."""
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+               y: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` new samples: z ~ N(0, T^2 I), decoded to the likelihood mean (of class ``y``)."""
         p = next(self.parameters())
         z = torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
-        return self.likelihood.mean(self.decoder_params(temperature * z))
+        return self.likelihood.mean(self.decoder_params(temperature * z, y))
 
-    def codes(self, x: torch.Tensor) -> torch.Tensor:
+    def codes(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior means (N, latent_dim)."""
-        return self.posterior_params(x)[0]
+        return self.posterior_params(x, y)[0]
+
+
+class IWAE(VAE):
+    """A VAE trained on the importance-weighted bound with ``k`` draws per sample
+    (Burda et al., 2016): the same networks, a tighter objective."""
+
+    def __init__(self, *args, k: int = 5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.k = k
