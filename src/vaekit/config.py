@@ -80,6 +80,7 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     patience: int | None = 10  # epochs without validation improvement before stopping
+    time_budget: float | None = None  # seconds of training, after which the epoch under way is the last
     device: str = "auto"
     precision: str = "auto"  # bf16 mixed precision where the hardware has it natively
     noise: str | None = None  # denoising: corrupt inputs with this spec (see vaekit.noise)
@@ -96,6 +97,8 @@ class TrainConfig:
             raise VaekitError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not self.lr > 0:
             raise VaekitError(f"--lr must be positive, got {self.lr}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise VaekitError(f"--time-budget must be a positive number of seconds, got {self.time_budget}")
         if self.patience is not None and self.patience < 1:
             raise VaekitError(f"--patience must be at least 1, got {self.patience}")
         if self.device not in DEVICES:

@@ -283,7 +283,7 @@ def train(data=None, *, out=None, resume=None, **options) -> Run:
     return _fit(config, dataset, folder, state=None)
 
 
-RESUMABLE = ("epochs", "patience", "device", "precision", "progress")
+RESUMABLE = ("epochs", "patience", "time_budget", "device", "precision", "progress")
 
 
 def _resume(run_dir, data=None, **options) -> Run:

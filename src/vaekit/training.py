@@ -88,6 +88,7 @@ class TrainState:
     """What resuming needs beyond the config: where training stopped and how it was going."""
 
     epoch: int = 0                  # epochs completed
+    seconds: float = 0.0            # training time so far (the budget counts this)
     best_loss: float = math.inf     # best validation (or training) loss so far
     bad_epochs: int = 0             # epochs since the best
     stopped_early: bool = False
@@ -119,7 +120,8 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
                 "epoch": self.state.epoch, "best_loss": self.state.best_loss,
-                "bad_epochs": self.state.bad_epochs, "stopped_early": self.state.stopped_early}
+                "bad_epochs": self.state.bad_epochs, "stopped_early": self.state.stopped_early,
+                "seconds": self.state.seconds}
 
     def load_state_dict(self, d: dict) -> None:
         self.model.load_state_dict(d["model"])
@@ -130,7 +132,7 @@ class Trainer:
         if self.device.type == "cuda" and d["cuda_rng"]:
             torch.cuda.set_rng_state_all(d["cuda_rng"])
         self.state = TrainState(epoch=d["epoch"], best_loss=d["best_loss"], bad_epochs=d["bad_epochs"],
-                                stopped_early=d["stopped_early"])
+                                stopped_early=d["stopped_early"], seconds=d.get("seconds", 0.0))
 
     # -- the loop -------------------------------------------------------------------------------
     def kl_weights(self, epochs_done: float) -> KLWeights:
@@ -180,13 +182,15 @@ class Trainer:
 
         train, val = train.resident(self.device), (val.resident(self.device) if val is not None else None)
         cfg = self.cfg
-        while self.state.epoch < cfg.epochs and not self.state.stopped_early:
+        while (self.state.epoch < cfg.epochs and not self.state.stopped_early
+               and (cfg.time_budget is None or self.state.seconds < cfg.time_budget)):
             epoch = self.state.epoch + 1
             bar = tqdm(total=len(train), unit="sample", leave=False, file=sys.stderr,
                        desc=f"epoch {epoch}/{cfg.epochs}") if cfg.progress else None
             t0 = time.perf_counter()
             tr = self.train_epoch(train, bar)
             seconds = time.perf_counter() - t0
+            self.state.seconds += seconds
             if bar is not None:
                 bar.close()
             va = mean_terms(self.model, val, noise=self.noise) if val is not None else None

@@ -58,6 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="seed for initialisation, split and shuffling (default: 0)")
     p.add_argument("--val-fraction", type=_fraction,
                    help="share of the data held out for validation and early stopping (default: 0.1)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop after the epoch in which this much training time has passed")
     p.add_argument("--patience", type=positive_int,
                    help="stop after this many epochs without validation improvement (default: 10)")
     p.add_argument("--noise", metavar="SPEC",
@@ -75,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 OPTIONS = ("model", "k", "beta", "kl_warmup", "free_bits", "arch", "epochs", "batch_size", "lr", "latent_dim", "hidden_dims", "likelihood",
-           "seed", "val_fraction", "patience", "device", "precision", "noise", "binarize")
+           "seed", "val_fraction", "patience", "time_budget", "device", "precision", "noise", "binarize")
 
 
 def run(args: argparse.Namespace) -> int:
