@@ -11,7 +11,8 @@ import pytest
 
 from vaekit.cli import main
 
-TINY_ARGS = ["--hidden-dims", "32", "--latent-dim", "4", "--epochs", "3", "--batch-size", "32", "--quiet"]
+TINY_ARGS = ["--hidden-dims", "32", "--latent-dim", "4", "--epochs", "3", "--batch-size", "32", "--quiet",
+             "--no-report"]
 
 
 def vaekit_cli(*args, cwd=None):
@@ -72,7 +73,7 @@ def test_train_evaluate_sample_reconstruct_encode_info(tmp_path, blobs_npz):
 
 
 def test_resume_from_the_command_line(trained, capsys):
-    assert main(["train", "--resume", str(trained), "--epochs", "5", "--quiet"]) == 0
+    assert main(["train", "--resume", str(trained), "--epochs", "5", "--quiet", "--no-report"]) == 0
     lines = (trained / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
 

@@ -64,7 +64,7 @@ def test_denoise_command_reports_the_gain(tmp_path, blobs_npz, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", str(blobs_npz), "--out", str(run), "--model", "ae", "--noise", "gaussian:0.4",
                  "--hidden-dims", "32", "--latent-dim", "4", "--epochs", "25", "--lr", "3e-3",
-                 "--batch-size", "32", "--quiet"]) == 0
+                 "--batch-size", "32", "--quiet", "--no-report"]) == 0
     clean, noisy = noisy_pair()
     np.save(tmp_path / "clean.npy", clean)
     np.save(tmp_path / "noisy.npy", noisy)

@@ -74,7 +74,7 @@ def manifold_image(decode, n: int = 15, span: float = 0.95, prior: bool = True, 
     return grid
 
 
-def save_latent_map(path: Path, points: np.ndarray, labels, axis: str, manifold: np.ndarray | None) -> Path:
+def latent_map(points: np.ndarray, labels, axis: str, manifold: np.ndarray | None):
     """The scatter, and beside it the manifold picture when there is one."""
     plt = _pyplot()
     panels = 2 if manifold is not None else 1
@@ -86,6 +86,108 @@ def save_latent_map(path: Path, points: np.ndarray, labels, axis: str, manifold:
         ax.set_title("decoded grid of codes")
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def save(fig, path: Path, dpi: int = 110) -> Path:
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
     return path
+
+
+def to_png_bytes(fig, dpi: int = 90) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def loss_curves(metrics: list[dict]):
+    """Training and validation loss, reconstruction and KL per epoch, side by side."""
+    plt = _pyplot()
+    epochs = [m["epoch"] for m in metrics]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (key, title) in zip(axes, [("loss", "loss (training objective)"), ("recon", "reconstruction"),
+                                       ("kl", "KL")]):
+        train_key = "train_loss" if key == "loss" else key
+        ax.plot(epochs, [m[train_key] for m in metrics], label="train", color="tab:blue")
+        val = [m.get(f"val_{key}") for m in metrics]
+        if any(v is not None for v in val):
+            ax.plot(epochs, val, label="validation", color="tab:orange")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per sample")
+        ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def kl_heatmap(metrics: list[dict]):
+    """KL per latent dimension (columns) over epochs (rows): collapsed dimensions stay dark."""
+    rows = [m["kl_per_dim"] for m in metrics if m.get("kl_per_dim")]
+    plt = _pyplot()
+    kl = np.asarray(rows)
+    fig, ax = plt.subplots(figsize=(min(13, 2 + 0.35 * kl.shape[1]), 3.2))
+    image = ax.imshow(kl.T, aspect="auto", cmap="magma", origin="lower",
+                      extent=(0.5, len(rows) + 0.5, -0.5, kl.shape[1] - 0.5))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("latent dimension")
+    ax.set_title("KL per latent dimension (nats)")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def feature_errors(errors: np.ndarray, names) -> object:
+    """Mean squared reconstruction error per feature (tabular data)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(min(13, 2 + 0.4 * len(errors)), 3.5))
+    ax.bar(range(len(errors)), errors, color="tab:blue")
+    ax.set_xticks(range(len(errors)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("mean squared error")
+    ax.set_title("reconstruction error per feature")
+    fig.tight_layout()
+    return fig
+
+
+def score_histogram(scores: np.ndarray, threshold: float, labels: np.ndarray | None = None):
+    """Anomaly scores with the threshold; normal and anomalous apart when labels are known."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    bins = np.histogram_bin_edges(scores, bins=50)
+    if labels is None:
+        ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8)
+    else:
+        ax.hist(scores[labels == 0], bins=bins, color="tab:blue", alpha=0.7, label="normal")
+        ax.hist(scores[labels == 1], bins=bins, color="tab:red", alpha=0.7, label="anomaly")
+        ax.legend(frameon=False)
+    ax.axvline(threshold, color="black", linestyle="--", label="threshold")
+    ax.set_xlabel("anomaly score")
+    ax.set_ylabel("count")
+    ax.set_title("scores and threshold")
+    fig.tight_layout()
+    return fig
+
+
+def roc_pr(labels: np.ndarray, scores: np.ndarray):
+    """ROC and precision-recall curves with their areas."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fpr, tpr, _ = roc_curve(labels, scores)
+    a.plot(fpr, tpr, color="tab:blue")
+    a.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    a.set_title(f"ROC (AUROC {roc_auc_score(labels, scores):.3f})")
+    a.set_xlabel("false positive rate")
+    a.set_ylabel("true positive rate")
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    b.plot(recall, precision, color="tab:red")
+    b.axhline(labels.mean(), color="grey", linestyle=":")
+    b.set_title(f"precision-recall (AUPRC {average_precision_score(labels, scores):.3f})")
+    b.set_xlabel("recall")
+    b.set_ylabel("precision")
+    fig.tight_layout()
+    return fig

@@ -230,7 +230,7 @@ def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
     return replace(config, model=model, data=data_cfg), dataset
 
 
-def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | None) -> Run:
+def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | None, report: bool = True) -> Run:
     device = resolve_device(config.train.device)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model)
@@ -253,19 +253,24 @@ def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | N
     folder.load_weights(model)  # the best epoch's weights
     run = Run(model, config, folder.path, device)
     write_pictures(run, folder, val_data if val_data is not None else train_data)
+    if report and config.data.spec != ARRAY_SPEC:  # the report shows the validation data, which it reloads
+        from .report import write_run_report
+
+        write_run_report(run)
     return run
 
 
-def train(data=None, *, out=None, resume=None, **options) -> Run:
+def train(data=None, *, out=None, resume=None, report: bool = True, **options) -> Run:
     """Train a model and write its run folder; returns the trained :class:`Run`.
 
     ``data`` is a spec (default ``'mnist-5k'``) or an array. Options are the fields of
     :class:`~vaekit.config.ModelConfig`, :class:`~vaekit.config.DataConfig` and
     :class:`~vaekit.config.TrainConfig` (``model``, ``latent_dim``, ``epochs``, ``lr`` ...).
-    ``resume`` continues an earlier run folder (``epochs`` may be raised).
+    ``resume`` continues an earlier run folder (``epochs`` may be raised). ``report=False``
+    skips writing ``report.html`` (``vaekit report`` writes it later).
     """
     if resume is not None:
-        return _resume(resume, data=data, **options)
+        return _resume(resume, data=data, report=report, **options)
     groups = {cls: {k: v for k, v in options.items() if k in cls.__dataclass_fields__}
               for cls in (ModelConfig, DataConfig, TrainConfig)}
     unknown = set(options) - set().union(*map(set, groups.values()))
@@ -280,13 +285,13 @@ def train(data=None, *, out=None, resume=None, **options) -> Run:
     config, dataset = _prepare(config, None if isinstance(data, (str, os.PathLike)) or data is None else data)
     folder = RunFolder.create(out if out is not None else default_out(config.model.model, config.data.spec))
     folder.save_config(config)
-    return _fit(config, dataset, folder, state=None)
+    return _fit(config, dataset, folder, state=None, report=report)
 
 
 RESUMABLE = ("epochs", "patience", "time_budget", "device", "precision", "progress")
 
 
-def _resume(run_dir, data=None, **options) -> Run:
+def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
     folder = RunFolder.open(run_dir)
     config = RunConfig.load(folder.file(CONFIG))
     fixed = sorted(set(options) - set(RESUMABLE))
@@ -309,7 +314,7 @@ def _resume(run_dir, data=None, **options) -> Run:
     check_shape(dataset, config)
     folder.save_config(config)
     folder.keep_metrics_through(state["epoch"])
-    return _fit(config, dataset, folder, state)
+    return _fit(config, dataset, folder, state, report=report)
 
 
 def load(run_dir, device: str = "auto") -> Run:

@@ -56,6 +56,9 @@ def _fit(args) -> int:
     except ValueError as e:
         raise VaekitError(str(e)) from None
     det.save(out)
+    from ..report import write_detector_report
+
+    write_detector_report(det, out)
     print(f"fitted a {args.model} detector on {len(data)} rows of {args.data}; threshold {det.threshold_:.4g} "
           f"flags {det.labels_.mean():.1%} of them", file=sys.stderr)
     print(out)

@@ -17,11 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from .. import plots
-    from ..models import VAE
+    from ..report import latent_figure
     from ..run import load
 
     out = check_output(args.out, allowed=(".png",))
@@ -29,19 +28,6 @@ def run(args: argparse.Namespace) -> int:
     ds = r.dataset(args.data)
     if len(ds) > args.max_points:  # an even spread, the same every time
         ds = ds.subset(torch.linspace(0, len(ds) - 1, args.max_points).long())
-    codes = r.encode(ds)
-    points, axis = plots.project_2d(codes, args.method)
-    manifold = None
-    if codes.shape[1] == 2 and ds.kind == "image":
-        is_vae = isinstance(r.model, VAE)
-        bounds = None if is_vae else [(np.percentile(codes[:, k], 2), np.percentile(codes[:, k], 98)) for k in (0, 1)]
-
-        def decode(z):
-            images = r.decode(z)
-            return images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-
-        manifold = plots.manifold_image(decode, prior=is_vae, bounds=bounds)
-    labels = ds.y.numpy() if ds.y is not None else None
-    plots.save_latent_map(out, points, labels, axis, manifold)
+    plots.save(latent_figure(r, ds, args.method), out)
     print(out)
     return 0
