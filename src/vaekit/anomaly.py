@@ -243,8 +243,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         import torch
 
         device = next(self.net_.parameters()).device
-        eps = torch.randn(self.n_samples, self.model_config_.latent_dim,
-                          generator=torch.Generator().manual_seed(self.seed_)).to(device)
+        eps = score_draws(self).to(device)
         out = []
         with torch.no_grad():
             for start in range(0, len(ds), chunk):
@@ -304,6 +303,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         det.decision_scores_ = np.asarray(state["decision_scores"])
         det.labels_ = (det.decision_scores_ > det.threshold_).astype(int)
         return det
+
+
+def score_draws(detector):
+    """The fixed standard-normal draws (n_samples, latent_dim) every row's score uses."""
+    import torch
+
+    return torch.randn(detector.n_samples, detector.model_config_.latent_dim,
+                       generator=torch.Generator().manual_seed(detector.seed_))
 
 
 def row_scores(model, x, score: str, eps):

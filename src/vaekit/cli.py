@@ -24,6 +24,7 @@ COMMANDS = {
     "interpolate": ("interpolate", "decode the path between two inputs' codes"),
     "latent": ("latent", "2-D map of the latent space, coloured by label"),
     "detect": ("detect", "anomaly detection: detect fit / detect score"),
+    "export": ("export", "ONNX files of a run or detector, for use without PyTorch"),
     "report": ("report", "(re)write the run's HTML report"),
     "info": ("info", "what a run holds: config, data, metrics"),
 }

@@ -1,0 +1,122 @@
+"""Deployable models: ONNX files that run without PyTorch (ONNX Runtime, browsers, C++...).
+
+``encoder.onnx``: x -> posterior loc and scale (an AE: its code z);
+``decoder.onnx``: z -> the likelihood mean (the reconstruction);
+``scorer.onnx`` (detectors): x -> anomaly score, deterministic (the fixed draws are baked in).
+Every file takes a dynamic batch size. Inputs are float32 in the model's own layout:
+(N, D) for tables (raw values: a detector's standardisation is part of the graph) and
+(N, C, H, W) in [0, 1] for images. A conditional model also takes int64 labels ``y`` (N,).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import VaekitError
+from .models import VAE
+
+
+class _Standardise(nn.Module):
+    def __init__(self, mean, scale):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, x):
+        return (x - self.mean) / self.scale
+
+
+class Encoder(nn.Module):
+    def __init__(self, model, prepare: nn.Module | None = None):
+        super().__init__()
+        self.model, self.prepare = model, prepare or nn.Identity()
+
+    def forward(self, x, y=None):
+        x = self.prepare(x)
+        if isinstance(self.model, VAE):
+            loc, logvar = self.model.posterior_params(x, y)
+            return loc, torch.exp(0.5 * logvar)
+        return self.model.encode(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z, y=None):
+        if isinstance(self.model, VAE):
+            return self.model.likelihood.mean(self.model.decoder_params(z, y))
+        return self.model.decode(z)
+
+
+class Scorer(nn.Module):
+    def __init__(self, detector):
+        super().__init__()
+        from .anomaly import score_draws
+
+        self.model, self.score = detector.net_, detector.score_
+        self.prepare = _Standardise(detector.mean_, detector.scale_) if detector.kind_ == "tabular" else nn.Identity()
+        self.register_buffer("eps", score_draws(detector))
+
+    def forward(self, x):
+        from .anomaly import row_scores
+
+        return row_scores(self.model, self.prepare(x), self.score, self.eps)
+
+
+def _export(module: nn.Module, example: tuple, names: list[str], outputs: list[str], path: Path) -> Path:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise VaekitError("ONNX export needs the onnx and onnxscript packages; pip install 'vaekit[export]'") \
+            from None
+    batch = torch.export.Dim("batch", min=1)
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # it lists every optional operator library it does not find
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module.eval(), example, input_names=names, output_names=outputs,
+                                        dynamic_shapes=tuple({0: batch} for _ in example), dynamo=True,
+                                        verbose=False)
+    finally:
+        exporter_log.setLevel(level)
+    program.save(str(path))
+    return path
+
+
+def export_onnx(folder, out: str | Path | None = None) -> list[Path]:
+    """Write the ONNX files of a run or detector folder into ``out`` (default: FOLDER/onnx)."""
+    from .anomaly import DETECTOR_FILE, AnomalyDetector
+
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder / "onnx"
+    out.mkdir(parents=True, exist_ok=True)
+    detector = None
+    if (folder / DETECTOR_FILE).exists():
+        detector = AnomalyDetector.load(folder)
+        model, shape = detector.net_.cpu(), detector.sample_shape_
+        prepare = _Standardise(detector.mean_, detector.scale_) if detector.kind_ == "tabular" else None
+    else:
+        from .run import load
+
+        run = load(folder, device="cpu")
+        model, shape, prepare = run.model, run.config.model.input_shape, None
+    model.eval()
+    x = torch.rand(2, *shape)
+    z = torch.zeros(2, model.latent_dim)
+    labels = (torch.zeros(2, dtype=torch.long),) if model.n_classes else ()
+    label_names = ["y"] if model.n_classes else []
+    code_names = ["loc", "scale"] if isinstance(model, VAE) else ["z"]
+    written = [_export(Encoder(model, prepare), (x, *labels), ["x", *label_names], code_names, out / "encoder.onnx"),
+               _export(Decoder(model), (z, *labels), ["z", *label_names], ["x_mean"], out / "decoder.onnx")]
+    if detector is not None:
+        written.append(_export(Scorer(detector), (x,), ["x"], ["score"], out / "scorer.onnx"))
+    return written
