@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -143,17 +144,20 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             raise VaekitError(f"X has {math.prod(ds.sample_shape)} {what} of shape {ds.sample_shape}, but "
                               f"this detector was fitted on shape {self.sample_shape_}; give data like the "
                               "training data")
-        if ds.kind != "tabular":
-            return ds
-        x = ds.batch()
-        if fitting:
+        if fitting and ds.kind == "tabular":
+            x = ds.batch()
             self.mean_ = x.mean(0).numpy()
             std = x.std(0).numpy()
             self.scale_ = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        return ds
+
+    def _standardise(self, x):
+        """Tables in training units (mean 0, std 1 per feature); images as they are."""
         import torch
 
-        ds.x = (x - torch.from_numpy(self.mean_)) / torch.from_numpy(self.scale_)
-        return ds
+        if self.kind_ != "tabular":
+            return x
+        return (x - torch.from_numpy(self.mean_).to(x.device)) / torch.from_numpy(self.scale_).to(x.device)
 
     # -- scikit-learn API ---------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -165,7 +169,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         from .training import Trainer, resolve_device
 
         self._validate_params()
-        ds = self._dataset(X, fitting=True)
+        raw = self._dataset(X, fitting=True)
+        ds = replace(raw, x=self._standardise(raw.batch()))
         if len(ds) < 2:
             raise VaekitError("X needs at least 2 rows to fit a detector")
         self.seed_ = int(self.random_state if self.random_state is not None
@@ -203,7 +208,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         Trainer(net, cfg, device, on_epoch=keep_best).fit(train, val)
         net.load_state_dict(best["state"])
         self.net_ = net.eval()
-        self.decision_scores_ = self._scores(ds)
+        self.decision_scores_ = self._scores(raw)
         self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
@@ -239,7 +244,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return "elbo" if self.model == "vae" and self.kind_ == "tabular" else "recon"
 
     def _scores(self, ds, chunk: int = 4096) -> np.ndarray:
-        """Scores in chunks, so a million rows never hold all their intermediates at once."""
+        """Scores of raw data in chunks (standardised chunk by chunk), so a million rows never
+        hold their intermediates, or a standardised copy, all at once."""
         import torch
 
         device = next(self.net_.parameters()).device
@@ -247,7 +253,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         out = []
         with torch.no_grad():
             for start in range(0, len(ds), chunk):
-                x = ds.batch(slice(start, start + chunk)).to(device)
+                x = self._standardise(ds.batch(slice(start, start + chunk)).to(device))
                 out.append(row_scores(self.net_, x, self.score_, eps).cpu())
         return torch.cat(out).double().numpy()
 
