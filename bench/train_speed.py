@@ -37,12 +37,38 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def vaekit_samples_per_s(train_file: Path, epochs: int, batch_size: int, precision: str, workdir: Path,
-                         tag: str) -> tuple[float, str]:
+                         tag: str, arch: str = "mlp") -> tuple[float, str]:
     """Training samples per second (the epochs' own time, as the reference measures), and precision."""
-    run = vaekit.train(str(train_file), out=workdir / tag, epochs=epochs, batch_size=batch_size,
-                       precision=precision, val_fraction=0.0, progress=False, seed=1)
+    run = vaekit.train(str(train_file), out=workdir / tag, epochs=epochs, batch_size=batch_size, arch=arch,
+                       precision=precision, val_fraction=0.0, progress=False, seed=1, report=False)
     rows = run.metrics()
     return 8000 * len(rows) / sum(r["seconds"] for r in rows), rows[-1]["precision"]
+
+
+def step_profile(precision: str, steps: int = 60) -> dict[str, float]:
+    """Shares of a training step's time: matrix multiplies, the optimizer, everything else."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from vaekit.config import TrainConfig
+    from vaekit.data import from_arrays
+    from vaekit.training import Trainer
+
+    data = from_arrays((torch.rand(128 * steps, 28, 28) * 255).to(torch.uint8).numpy(), name="random")
+    trainer = Trainer(vaekit.VAE(), TrainConfig(epochs=1, precision=precision, progress=False), torch.device("cpu"))
+    trainer.fit(data, None)  # warm up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        trainer.train_epoch(data.resident(torch.device("cpu")), None)
+    groups = {"matmul": 0.0, "optimizer": 0.0, "other": 0.0}
+    for event in prof.key_averages():
+        name, t = event.key, event.self_cpu_time_total
+        if name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul", "mkldnn::_linear_pointwise"):
+            groups["matmul"] += t
+        elif "adam" in name.lower() or "Optimizer" in name:
+            groups["optimizer"] += t
+        else:
+            groups["other"] += t
+    total = sum(groups.values())
+    return {k: v / total for k, v in groups.items()}
 
 
 def main() -> None:
@@ -64,6 +90,9 @@ def main() -> None:
                 rate, used[b, prec] = vaekit_samples_per_s(train_file, a.epochs, b, prec, work, f"r{r}-{b}-{prec}")
                 ours.setdefault((b, prec), []).append(rate)
         peak = matmul_gflops()
+        conv = {prec: vaekit_samples_per_s(train_file, 1, 128, prec, work, f"conv-{prec}", arch="conv")
+                for prec in a.precisions.split(",")}
+        shares = {prec: step_profile(prec) for prec in a.precisions.split(",")}
 
     ref_med = statistics.median(ref)
     print(f"threads: {torch.get_num_threads()}, torch {torch.__version__}, {a.rounds} rounds x {a.epochs} "
@@ -76,6 +105,12 @@ def main() -> None:
         gflops = med * FLOPS_PER_SAMPLE / 1e9
         label = f"vaekit (batch {b}, {prec}{' -> ' + used[b, prec] if prec == 'auto' else ''})"
         print(f"{label:38}{med:>12,.0f}{med / ref_med:>13.2f}x{gflops:>10.1f}{gflops / peak:>15.0%}")
+    for prec, (rate, used_prec) in conv.items():
+        label = f"vaekit conv VAE (batch 128, {prec}{' -> ' + used_prec if prec == 'auto' else ''})"
+        print(f"{label:42}{rate:>8,.0f}{rate / ref_med:>13.2f}x   (1 epoch)")
+    print("Where a step of the default VAE (batch 128) goes, by the PyTorch profiler (self CPU time):")
+    for prec, share in shares.items():
+        print(f"  {prec:5} " + ", ".join(f"{name} {value:.0%}" for name, value in share.items()))
 
 
 if __name__ == "__main__":
