@@ -34,6 +34,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/anomaly_adbench.py
 	$(BIN)/python bench/anomaly_mnist.py
 	$(BIN)/python bench/denoise.py
+	$(BIN)/python bench/literature.py
+	$(BIN)/python bench/inference.py
 
 clean:
 	rm -rf $(VENV) runs
