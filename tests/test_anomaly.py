@@ -128,8 +128,10 @@ def test_detect_command_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["detect", "score", str(tmp_path / "det"), "--data", str(tmp_path / "new.npz"),
                  "--out", str(tmp_path / "scores.csv"), "--json"]) == 0
-    metrics = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)
     assert metrics["auroc"] > 0.95 and set(metrics) >= {"auprc", "f1", "threshold", "flagged"}
+    assert "report:" in captured.err and "ROC and precision-recall" in (tmp_path / "det" / "report.html").read_text()
     rows = (tmp_path / "scores.csv").read_text().splitlines()
     assert rows[0] == "score,label" and len(rows) == 241
     np.save(tmp_path / "wide.npy", np.zeros((3, 7), np.float32))

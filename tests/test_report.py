@@ -96,3 +96,14 @@ def test_image_detector_report_shows_the_worst_inputs(tmp_path, blobs):
                  "--epochs", "5", "--quiet"]) == 0
     assert main(["report", str(tmp_path / "det"), "--data", str(tmp_path / "new.npz")]) == 0
     assert "Most anomalous inputs" in outline(tmp_path / "det" / "report.html").headings
+
+
+def test_tensorboard_logs_scalars_and_pictures(tmp_path, blobs_npz):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = vaekit.train(str(blobs_npz), out=tmp_path / "run", tensorboard=True, **NO_REPORT)
+    events = EventAccumulator(str(run.path / "tensorboard"), size_guidance={"images": 0}).Reload()
+    assert [e.step for e in events.Scalars("train_loss")] == [1, 2, 3]
+    assert {"val_loss", "kl"} <= set(events.Tags()["scalars"])
+    assert {"reconstructions", "samples"} <= set(events.Tags()["images"])

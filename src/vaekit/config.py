@@ -89,6 +89,7 @@ class TrainConfig:
     free_bits: float = 0.0    # nats per latent dimension the KL term does not penalise
     binarize: str | None = None  # "dynamic": a fresh Bernoulli draw of each image per use; "fixed": one draw
     progress: bool = True
+    tensorboard: bool = False  # also log scalars and image grids to RUN/tensorboard
 
     def validate(self) -> None:
         if self.epochs < 1:

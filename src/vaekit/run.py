@@ -215,6 +215,25 @@ def write_pictures(run: Run, folder: RunFolder, data: Dataset) -> None:
         save_grid(folder.file(SAMPLES), samples.cpu().numpy(), ncol=run.model.n_classes or None)
 
 
+def _tensorboard(folder: RunFolder):
+    """A SummaryWriter into RUN/tensorboard (TensorBoard is imported only when asked for)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise VaekitError("--tensorboard needs the tensorboard package; pip install tensorboard") from None
+    return SummaryWriter(log_dir=str(folder.file("tensorboard")))
+
+
+def _log_pictures(board, folder: RunFolder, step: int) -> None:
+    from PIL import Image
+
+    for name in (RECONSTRUCTIONS, SAMPLES):
+        if folder.file(name).exists():
+            picture = np.asarray(Image.open(folder.file(name)).convert("RGB"))
+            board.add_image(name.removesuffix(".png"), picture, step, dataformats="HWC")
+    board.close()
+
+
 def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
     """Load the data and fill in what the config takes from it (shape, layout, likelihood)."""
     dataset = as_dataset(config.data.spec if data is None else data, config.data.image_size, ARRAY_SPEC)
@@ -240,11 +259,17 @@ def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | N
     if config.train.binarize == "dynamic" and val_data is not None:
         val_data = val_data.binarized(BINARIZE_SEED)
 
+    board = _tensorboard(folder) if config.train.tensorboard else None
+
     def on_epoch(metrics: dict, trainer: Trainer, improved: bool) -> None:
         if improved:
             folder.save_weights(trainer.model, config)
         folder.save_state(trainer.state_dict())
         folder.append_metrics(metrics)
+        if board is not None:
+            for key in ("train_loss", "val_loss", "recon", "kl", "val_recon", "val_kl", "kl_weight", "samples_per_s"):
+                if metrics.get(key) is not None:
+                    board.add_scalar(key, metrics[key], metrics["epoch"])
 
     trainer = Trainer(model, config.train, device, on_epoch=on_epoch)
     if state is not None:
@@ -253,6 +278,8 @@ def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | N
     folder.load_weights(model)  # the best epoch's weights
     run = Run(model, config, folder.path, device)
     write_pictures(run, folder, val_data if val_data is not None else train_data)
+    if board is not None:
+        _log_pictures(board, folder, len(run.metrics()))
     if report and config.data.spec != ARRAY_SPEC:  # the report shows the validation data, which it reloads
         from .report import write_run_report
 

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     score = sub.add_parser("score", help="score data with a fitted detector",
                            description="Score data with a fitted detector; with labels, also AUROC, "
-                                       "AUPRC and F1.")
+                                       "AUPRC and F1, and the detector's report.html gains ROC/PR curves.")
     score.add_argument("run", metavar="RUN", help="a folder written by vaekit detect fit")
     add_data(score, required=True)
     score.add_argument("--out", required=True, metavar="FILE.csv", help="scores and 0/1 labels, one row each")
@@ -87,6 +87,13 @@ def _score(args) -> int:
         if 0 < y.sum() < len(y):
             metrics.update(auroc=float(roc_auc_score(y, scores)), auprc=float(average_precision_score(y, scores)),
                            f1=float(f1_score(y, labels)))
+    if "auroc" in metrics:  # labelled data: the detector's report gains ROC/PR and the worst inputs
+        from pathlib import Path
+
+        from ..report import write_detector_report
+
+        page = write_detector_report(det, Path(args.run), data, name=args.data)
+        print(f"report: {page}", file=sys.stderr)
     if args.json:
         print_json(metrics)
     else:
