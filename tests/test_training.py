@@ -152,3 +152,20 @@ def test_unknown_options_are_refused_before_anything_is_written(tmp_path, blobs_
     with pytest.raises(VaekitError, match="unknown option"):
         train(blobs_npz, tmp_path / "b", latent_size=3)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_compile_trains_and_falls_back_where_it_cannot(tmp_path, blobs_npz, monkeypatch, capsys):
+    compiled = train(blobs_npz, tmp_path / "c", compile=True)
+    eager = train(blobs_npz, tmp_path / "e")
+    # the same training, up to the rounding of fused kernels
+    assert compiled.metrics()[-1]["train_loss"] == pytest.approx(eager.metrics()[-1]["train_loss"], rel=1e-2)
+
+    def broken(module, *args, **kwargs):
+        def fails(*a, **k):
+            raise RuntimeError("no C++ compiler")
+        return fails
+
+    monkeypatch.setattr(torch, "compile", broken)
+    fallback = train(blobs_npz, tmp_path / "f", compile=True)
+    assert "training without it" in capsys.readouterr().err
+    assert [m["train_loss"] for m in fallback.metrics()] == [m["train_loss"] for m in eager.metrics()]

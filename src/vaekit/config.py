@@ -90,6 +90,7 @@ class TrainConfig:
     binarize: str | None = None  # "dynamic": a fresh Bernoulli draw of each image per use; "fixed": one draw
     progress: bool = True
     tensorboard: bool = False  # also log scalars and image grids to RUN/tensorboard
+    compile: bool = False  # torch.compile the model's forward pass (falls back to eager if it cannot)
 
     def validate(self) -> None:
         if self.epochs < 1:

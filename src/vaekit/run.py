@@ -315,7 +315,7 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
     return _fit(config, dataset, folder, state=None, report=report)
 
 
-RESUMABLE = ("epochs", "patience", "time_budget", "device", "precision", "progress")
+RESUMABLE = ("epochs", "patience", "time_budget", "device", "precision", "progress", "compile")
 
 
 def _resume(run_dir, data=None, report: bool = True, **options) -> Run:

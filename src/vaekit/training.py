@@ -16,6 +16,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .errors import VaekitError
 from .noise import Noise, parse_noise
+from .models import IWAE
 from .objectives import KLWeights, loss_terms
 
 
@@ -112,6 +113,11 @@ class Trainer:
         self.state = TrainState()
         self.on_epoch = on_epoch
         self.bf16 = resolve_precision(cfg.precision, device) == "bf16"
+        # What the loss calls: the model, or its compiled forward pass. (IWAE's objective does
+        # not go through forward, so there is nothing to compile.)
+        self.forward_model = self.model
+        if cfg.compile and not isinstance(self.model, IWAE):
+            self.forward_model = torch.compile(self.model)
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -141,6 +147,16 @@ class Trainer:
         ramp = min(1.0, epochs_done / cfg.kl_warmup) if cfg.kl_warmup > 0 else 1.0
         return KLWeights(beta=cfg.beta * ramp, free_bits=cfg.free_bits)
 
+    def _loss(self, noisy, x, weights, y):
+        if self.forward_model is self.model:
+            return loss_terms(self.model, noisy, x, weights, y=y)
+        try:
+            return loss_terms(self.forward_model, noisy, x, weights, y=y)
+        except Exception as e:  # no compiler here, or an unsupported operation: train eagerly
+            print(f"vaekit: --compile unavailable ({type(e).__name__}); training without it", file=sys.stderr)
+            self.forward_model = self.model
+            return loss_terms(self.model, noisy, x, weights, y=y)
+
     def train_epoch(self, data: Dataset, progress) -> dict[str, float]:
         model, opt, n = self.model, self.optimizer, len(data)
         clip = data.kind == "image"
@@ -157,7 +173,7 @@ class Trainer:
             noisy = x if self.noise is None else self.noise.apply(x, self.noise_generator, clip)
             weights = self.kl_weights(self.state.epoch + step / steps)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                terms = loss_terms(model, noisy, x, weights, y=data.labels(index, model))
+                terms = self._loss(noisy, x, weights, data.labels(index, model))
             loss = terms.loss.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()

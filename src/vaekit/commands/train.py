@@ -75,6 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="RUN", help="continue training an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.add_argument("--no-report", action="store_true", help="skip report.html (vaekit report writes it later)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (a few seconds to start; falls back to eager where it cannot)")
     p.add_argument("--tensorboard", action="store_true",
                    help="also log scalars and pictures to RUN/tensorboard (needs the tensorboard package)")
 
@@ -92,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
         options["image_size"] = parse_image_size(args.image_size)
     if args.quiet:
         options["progress"] = False
-    if args.tensorboard:
-        options["tensorboard"] = True
+    for flag in ("tensorboard", "compile"):
+        if getattr(args, flag):
+            options[flag] = True
     result = train(args.data, out=args.out, resume=args.resume, report=not args.no_report, **options)
     rows = result.metrics()
     kind = "val" if rows[-1]["val_loss"] is not None else "train"
