@@ -14,6 +14,7 @@ import torch
 
 from . import plots
 from .atomic import atomic_write
+from .data.dataset import to_layout
 from .images import grid
 from .models import VAE
 
@@ -147,7 +148,7 @@ def build_run_report(run, data=None) -> str:
             noise = parse_noise(run.config.train.noise)
             clean = first.batch()
             noisy = noise.apply(clean, torch.Generator().manual_seed(0), clip=True)
-            denoised = _channels_first(run.denoise(_user_layout(noisy.numpy(), layout)), layout)
+            denoised = _channels_first(run.denoise(to_layout(noisy.numpy(), layout)), layout)
             sections.append(("Denoising", picture(np.concatenate([noisy.numpy()[:8], denoised[:8], clean.numpy()[:8]]),
                                                   ncol=8) +
                              f'<p class="caption">rows: noisy ({run.config.train.noise}), denoised, clean. PSNR '
@@ -170,12 +171,6 @@ def _other_label(ds) -> int:
         if len(different):
             return int(different[0, 0])
     return len(ds) - 1
-
-
-def _user_layout(x: np.ndarray, layout: str) -> np.ndarray:
-    from .data.dataset import to_layout
-
-    return to_layout(x, layout)
 
 
 def write_run_report(run, data=None) -> Path:

@@ -238,7 +238,7 @@ def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
     """Load the data and fill in what the config takes from it (shape, layout, likelihood)."""
     dataset = as_dataset(config.data.spec if data is None else data, config.data.image_size, ARRAY_SPEC)
     if config.train.binarize:
-        dataset.binarized(0)  # checks the data is in [0, 1] before a folder is made
+        dataset.check_binarizable()  # before a folder is made
     likelihood = likelihoods.choose(config.model.likelihood, dataset.value_range())
     n_classes = 0
     if config.model.model == "cvae":

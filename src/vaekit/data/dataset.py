@@ -85,11 +85,14 @@ class Dataset:
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         return self.subset(perm[n_val:]), self.subset(perm[:n_val])
 
-    def binarized(self, seed: int) -> "Dataset":
-        """Each value in [0, 1] replaced by one Bernoulli draw with that probability (seeded)."""
+    def check_binarizable(self) -> None:
         lo, hi = self.value_range()
         if lo < 0 or hi > 1:
             raise VaekitError(f"{self.name}: --binarize needs data in [0, 1], but it spans [{lo:.3g}, {hi:.3g}]")
+
+    def binarized(self, seed: int) -> "Dataset":
+        """Each value in [0, 1] replaced by one Bernoulli draw with that probability (seeded)."""
+        self.check_binarizable()
         g = torch.Generator(device=self.x.device).manual_seed(seed)
         return replace(self, x=torch.bernoulli(self.batch(), generator=g))
 
@@ -97,11 +100,6 @@ class Dataset:
         if self.x.dtype == torch.uint8:
             return 0.0, 1.0
         return float(self.x.min()), float(self.x.max())
-
-    def describe(self) -> dict:
-        return {"name": self.name, "n": len(self), "kind": self.kind, "layout": self.layout,
-                "sample_shape": list(self.sample_shape), "dtype": str(self.x.dtype).replace("torch.", ""),
-                "labels": self.y is not None}
 
 
 def to_layout(x: torch.Tensor | np.ndarray, layout: str) -> np.ndarray:

@@ -23,11 +23,6 @@ class LatentModel(nn.Module):
         self.likelihood_name = likelihood
         self.likelihood = likelihoods.build(likelihood, self.input_shape)  # p(x|z); may hold parameters
 
-    @property
-    def n_inputs(self) -> int:
-        """Values in one sample, the width of an MLP's input and output layers."""
-        return math.prod(self.input_shape)
-
 
 def encoder_body(arch: str, input_shape: tuple[int, ...], hidden_dims: Sequence[int]) -> tuple[nn.Module, int]:
     """x (N, *input_shape) -> features (N, F); returns the network and F."""
