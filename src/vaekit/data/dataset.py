@@ -39,7 +39,12 @@ class Dataset:
 
     def batch(self, index: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Float32 samples at ``index`` (all of them for None), uint8 scaled to [0, 1]."""
-        x = self.x if index is None else self.x[index]
+        if index is None:
+            x = self.x
+        elif isinstance(index, torch.Tensor):
+            x = torch.index_select(self.x, 0, index)  # several times faster than x[index] for rows
+        else:
+            x = self.x[index]
         if x.dtype == torch.uint8:
             return x.float().mul_(1.0 / 255.0)
         return x.float()
