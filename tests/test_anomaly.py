@@ -134,6 +134,9 @@ def test_detect_command_line(tmp_path, capsys):
     assert "report:" in captured.err and "ROC and precision-recall" in (tmp_path / "det" / "report.html").read_text()
     rows = (tmp_path / "scores.csv").read_text().splitlines()
     assert rows[0] == "score,label" and len(rows) == 241
+    assert main(["info", str(tmp_path / "det"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["detector"]
+    assert info["training_rows"] == 600 and info["flagged_in_training"] == 60
     np.save(tmp_path / "wide.npy", np.zeros((3, 7), np.float32))
     assert main(["detect", "score", str(tmp_path / "det"), "--data", str(tmp_path / "wide.npy"),
                  "--out", str(tmp_path / "s.csv")]) == 2

@@ -25,6 +25,15 @@ def run(args: argparse.Namespace) -> int:
             "best_val_loss": min((m["val_loss"] for m in metrics if m.get("val_loss") is not None),
                                  default=None),
             "files": sorted(p.name for p in folder.path.iterdir() if not p.name.startswith("."))}
+    detector_file = folder.file("detector.json")
+    if detector_file.exists():  # an anomaly detector: its own summary instead of training progress
+        import json
+
+        state = json.loads(detector_file.read_text())
+        scores = state["decision_scores"]
+        info["detector"] = {"threshold": state["threshold"], "contamination": state["params"]["contamination"],
+                            "score": state["params"]["score"], "kind": state["kind"],
+                            "training_rows": len(scores), "flagged_in_training": sum(v > state["threshold"] for v in scores)}
     if args.json:
         print_json(info)
         return 0
@@ -32,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"run      {info['run']}")
     print(f"model    {m.model} ({m.arch}), input {tuple(m.input_shape)}, hidden {list(m.hidden_dims)}, "
           f"latent {m.latent_dim}, likelihood {m.likelihood}")
-    print(f"data     {d.spec} ({d.layout}), validation fraction {d.val_fraction}")
-    print(f"training {info['epochs_done']}/{t.epochs} epochs, batch {t.batch_size}, lr {t.lr}, seed {t.seed}")
+    if "detector" not in info:
+        print(f"data     {d.spec} ({d.layout}), validation fraction {d.val_fraction}")
+    if "detector" in info:
+        det = info["detector"]
+        print(f"detector {det['kind']} data, score {det['score']}, threshold {det['threshold']:.4g} (contamination "
+              f"{det['contamination']}: {det['flagged_in_training']} of {det['training_rows']} training rows flagged)")
+    else:
+        print(f"training {info['epochs_done']}/{t.epochs} epochs, batch {t.batch_size}, lr {t.lr}, seed {t.seed}")
     if metrics:
         last = metrics[-1]
         val = f", val loss {last['val_loss']:.2f}" if last.get("val_loss") is not None else ""
