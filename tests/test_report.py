@@ -91,7 +91,7 @@ def test_report_command_and_detector_report(tmp_path, blobs_npz):
 def test_image_detector_report_shows_the_worst_inputs(tmp_path, blobs):
     x, y = blobs
     np.save(tmp_path / "train.npy", x[y == 0])
-    np.savez(tmp_path / "new.npz", X=x, y=(y != 0).astype(int))
+    np.savez(tmp_path / "new.npz", X=x, y=(y != 0).astype(int))  # 0/1: 1 marks an anomaly
     assert main(["detect", "fit", "--data", str(tmp_path / "train.npy"), "--out", str(tmp_path / "det"),
                  "--epochs", "5", "--quiet"]) == 0
     assert main(["report", str(tmp_path / "det"), "--data", str(tmp_path / "new.npz")]) == 0

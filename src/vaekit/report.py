@@ -198,7 +198,8 @@ def build_detector_report(detector, folder: Path, data=None, name: str = "") -> 
     if data is not None:
         ds = data if isinstance(data, Dataset) else None
         scores = detector.decision_function(data)
-        labels = None if ds is None or ds.y is None else (ds.y.numpy() != 0).astype(int)
+        binary = ds is not None and ds.y is not None and set(ds.y.unique().tolist()) <= {0, 1}
+        labels = ds.y.numpy().astype(int) if binary else None  # 1 = anomaly; class labels are not that
         sections.append((f"Scores on {name or 'the data'}", figure(plots.score_histogram(scores, detector.threshold_,
                                                                                           labels))))
         if labels is not None and 0 < labels.sum() < len(labels):

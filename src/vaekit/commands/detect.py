@@ -25,8 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fit.add_argument("--quiet", action="store_true", help="no progress output")
 
     score = sub.add_parser("score", help="score data with a fitted detector",
-                           description="Score data with a fitted detector; with labels, also AUROC, "
-                                       "AUPRC and F1, and the detector's report.html gains ROC/PR curves.")
+                           description="Score data with a fitted detector; with 0/1 labels (1 = anomaly), "
+                                       "also AUROC, AUPRC and F1, and the detector's report.html gains "
+                                       "ROC/PR curves.")
     score.add_argument("run", metavar="RUN", help="a folder written by vaekit detect fit")
     add_data(score, required=True)
     score.add_argument("--out", required=True, metavar="FILE.csv", help="scores and 0/1 labels, one row each")
@@ -80,10 +81,10 @@ def _score(args) -> int:
     atomic_write(out, lambda tmp: np.savetxt(tmp, np.column_stack([scores, labels]), delimiter=",",
                                              header="score,label", comments="", fmt=["%.8g", "%d"]))
     metrics = {"n": len(scores), "flagged": int(labels.sum()), "threshold": det.threshold_}
-    if data.y is not None:
+    if data.y is not None and set(data.y.unique().tolist()) <= {0, 1}:  # 1 = anomaly; class labels don't count
         from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-        y = (data.y.numpy() != 0).astype(int)
+        y = data.y.numpy().astype(int)
         if 0 < y.sum() < len(y):
             metrics.update(auroc=float(roc_auc_score(y, scores)), auprc=float(average_precision_score(y, scores)),
                            f1=float(f1_score(y, labels)))
