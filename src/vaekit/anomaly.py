@@ -22,6 +22,10 @@ from .errors import VaekitError
 SCORES = ("auto", "recon", "elbo", "iw")
 DETECTOR_FILE = "detector.json"
 AUTO_TABULAR_LIKELIHOOD = "gaussian-learned"
+# "auto" training settings by kind of data: small tabular nets converge in a fraction of the
+# time with large steps; images keep the classic VAE's settings.
+AUTO_TRAINING = {"tabular": {"batch_size": 512, "lr": 2e-2, "epochs": 100},
+                 "image": {"batch_size": 128, "lr": 1e-3, "epochs": 50}}
 
 
 def _widths(n_features: int) -> tuple[tuple[int, ...], int]:
@@ -116,10 +120,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             raise VaekitError(f"X must be numeric ({e})") from None
 
     def _dataset(self, X, fitting: bool):
-        """Validated, standardised (tabular) data as a vaekit Dataset."""
-        from .data import from_arrays
-
-        from .data import Dataset
+        """X validated as a vaekit Dataset (raw values); when fitting, also the shape, column
+        names and standardisation statistics that later data must match."""
+        from .data import Dataset, from_arrays
 
         if isinstance(X, Dataset):
             ds, names = X, (list(X.columns) if X.columns else None)
@@ -197,13 +200,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             if improved:
                 best["state"] = copy.deepcopy(trainer.model.state_dict())
 
-        tabular = ds.kind == "tabular"
-        batch_size = (512 if tabular else 128) if self.batch_size == "auto" else self.batch_size
-        lr = (2e-2 if tabular else 1e-3) if self.lr == "auto" else self.lr
-        epochs = (100 if tabular else 50) if self.epochs == "auto" else self.epochs
-        cfg = TrainConfig(epochs=epochs, batch_size=min(batch_size, len(train)), lr=lr,
-                          seed=self.seed_, patience=self.patience, device=str(device), precision="fp32", noise=self.noise,
-                          progress=bool(self.verbose))
+        auto = AUTO_TRAINING[ds.kind]
+        batch_size = auto["batch_size"] if self.batch_size == "auto" else self.batch_size
+        cfg = TrainConfig(epochs=auto["epochs"] if self.epochs == "auto" else self.epochs,
+                          batch_size=min(batch_size, len(train)), lr=auto["lr"] if self.lr == "auto" else self.lr,
+                          seed=self.seed_, patience=self.patience, device=str(device), precision="fp32",
+                          noise=self.noise, progress=bool(self.verbose))
         self.train_config_ = cfg
         Trainer(net, cfg, device, on_epoch=keep_best).fit(train, val)
         net.load_state_dict(best["state"])
