@@ -4,7 +4,7 @@ Same data (the first 8,000 MNIST test images), same model, batch size and epochs
 two alternate for several rounds in this one process tree so machine noise hits both.
 Also prints vaekit's FLOP rate against this machine's own measured float32 matmul rate.
 
-    python bench/train_speed.py [--epochs 3] [--rounds 3]
+    python bench/train_speed.py [--epochs 5] [--rounds 5]
 """
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def step_profile(precision: str, steps: int = 60) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batch-sizes", default="128,512")
     p.add_argument("--precisions", default="fp32,auto", help="auto = what vaekit train uses by default")
     a = p.parse_args()
