@@ -14,7 +14,7 @@ import torch
 
 from . import plots
 from .atomic import atomic_write
-from .data.dataset import to_layout
+from .data.dataset import from_layout, to_layout
 from .images import grid
 from .models import VAE
 
@@ -75,16 +75,8 @@ def latent_figure(run, ds, method: str = "pca"):
         bounds = None if is_vae else [(np.percentile(codes[:, k], 2), np.percentile(codes[:, k], 98))
                                       for k in (0, 1)]
 
-        def decode(z):
-            images = run.decode(z)
-            return images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-
-        manifold = plots.manifold_image(decode, prior=is_vae, bounds=bounds)
+        manifold = plots.manifold_image(lambda z: from_layout(run.decode(z), ds.layout), prior=is_vae, bounds=bounds)
     return plots.latent_map(points, ds.y.numpy() if ds.y is not None else None, axis, manifold)
-
-
-def _channels_first(images: np.ndarray, layout: str) -> np.ndarray:
-    return images[:, None] if layout == "gray" else images.transpose(0, 3, 1, 2)
 
 
 def _summary(run, metrics: list[dict]) -> str:
@@ -132,15 +124,15 @@ def build_run_report(run, data=None) -> str:
     first = ds.subset(torch.arange(min(16, len(ds))))
     if ds.kind == "image":
         inputs = first.batch().numpy()
-        recon = _channels_first(run.reconstruct(first), layout)
+        recon = from_layout(run.reconstruct(first), layout)
         rows = [x for start in range(0, len(inputs), 8) for x in (inputs[start:start + 8], recon[start:start + 8])]
         sections.append(("Reconstructions", picture(np.concatenate(rows), ncol=8) +
                          '<p class="caption">each row of inputs above its reconstructions</p>'))
         if isinstance(run.model, VAE):
-            samples = _channels_first(run.sample(64, seed=0), layout)
+            samples = from_layout(run.sample(64, seed=0), layout)
             sections.append(("Samples from the prior", picture(samples, ncol=run.model.n_classes or 8)))
             other = _other_label(ds)
-            path = _channels_first(run.interpolate(ds, 0, other, steps=10, method="slerp"), layout)
+            path = from_layout(run.interpolate(ds, 0, other, steps=10, method="slerp"), layout)
             sections.append(("Interpolation", picture(path, ncol=10) +
                              f'<p class="caption">from input 0 to input {other} (spherical path between their codes)'
                              "</p>"))
@@ -148,7 +140,7 @@ def build_run_report(run, data=None) -> str:
             noise = parse_noise(run.config.train.noise)
             clean = first.batch()
             noisy = noise.apply(clean, torch.Generator().manual_seed(0), clip=True)
-            denoised = _channels_first(run.denoise(to_layout(noisy.numpy(), layout)), layout)
+            denoised = from_layout(run.denoise(to_layout(noisy.numpy(), layout)), layout)
             sections.append(("Denoising", picture(np.concatenate([noisy.numpy()[:8], denoised[:8], clean.numpy()[:8]]),
                                                   ncol=8) +
                              f'<p class="caption">rows: noisy ({run.config.train.noise}), denoised, clean. PSNR '

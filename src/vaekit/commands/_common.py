@@ -56,10 +56,10 @@ def write_array(out: Path, array, layout: str, columns=None, ncol: int | None = 
         elif suffix == ".png":
             if layout == "tabular":
                 raise VaekitError(f"--out {out}: tabular rows cannot be drawn as a picture; use .npy or .csv")
+            from ..data.dataset import from_layout
             from ..images import save_grid
 
-            images = array[:, None] if layout == "gray" else array.transpose(0, 3, 1, 2)
-            save_grid(Path(tmp), images, ncol=ncol)
+            save_grid(Path(tmp), from_layout(array, layout), ncol=ncol)
         else:
             flat = array.reshape(len(array), -1)
             header = ",".join(columns) if columns and len(columns) == flat.shape[1] else \

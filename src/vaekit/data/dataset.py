@@ -117,6 +117,15 @@ def to_layout(x: torch.Tensor | np.ndarray, layout: str) -> np.ndarray:
     return x
 
 
+def from_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """The inverse of :func:`to_layout` for images: (N, H, W) or (N, H, W, C) -> (N, C, H, W)."""
+    if layout == GRAY:
+        return x[:, None]
+    if layout == CHANNEL_LAST:
+        return x.transpose(0, 3, 1, 2)
+    return x
+
+
 def from_arrays(x, y=None, *, name: str, columns=None) -> Dataset:
     """Validate user arrays and turn them into a :class:`Dataset`.
 
@@ -147,11 +156,7 @@ def from_arrays(x, y=None, *, name: str, columns=None) -> Dataset:
             bad = np.argwhere(~finite)[0]
             raise VaekitError(f"{name}: {int((~finite).sum())} NaN or infinite values (first in sample "
                               f"{bad[0]}); remove or impute them before training")
-    if layout == GRAY:
-        x = x[:, None]
-    elif layout == CHANNEL_LAST:
-        x = x.transpose(0, 3, 1, 2)
-    x = np.ascontiguousarray(x)
+    x = np.ascontiguousarray(from_layout(x, layout))
     if not x.flags.writeable:  # e.g. np.frombuffer over file bytes; torch wants to own writable memory
         x = x.copy()
     xt = torch.from_numpy(x)
