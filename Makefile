@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+# Where a machine keeps the CPU torch wheel on disk (as this project's development and CI
+# machines do), look there too, so pip never falls back to PyPI's multi-GB CUDA build.
+WHEELS := $(if $(wildcard /opt/wheels/torch-*.whl),--find-links /opt/wheels)
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt $(WHEELS)
 
 .PHONY: run test bench clean
 
