@@ -105,7 +105,7 @@ class Run:
                               f"{tuple(z.shape)}")
         y = self._label_tensor(label, len(z))
         with torch.no_grad():
-            out = self.model.decode(z, y) if y is not None else self.model.decode(z)
+            out = self.model.decode(z, y)
             out = out if isinstance(out, torch.Tensor) else out.mean  # a VAE decodes to a distribution
         return self._to_layout(out.cpu().numpy())
 

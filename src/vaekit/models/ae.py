@@ -34,7 +34,7 @@ class AE(LatentModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.likelihood.mean(self.decoder(z))
 
     n_classes = 0  # never conditional
