@@ -169,3 +169,23 @@ def test_compile_trains_and_falls_back_where_it_cannot(tmp_path, blobs_npz, monk
     fallback = train(blobs_npz, tmp_path / "f", compile=True)
     assert "training without it" in capsys.readouterr().err
     assert [m["train_loss"] for m in fallback.metrics()] == [m["train_loss"] for m in eager.metrics()]
+
+
+def test_tables_are_standardised_and_outputs_come_back_in_their_units(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(300, 4)) @ rng.normal(size=(4, 4))) * [1, 10, 100, 0.1] + [0, 50, -200, 3]
+    run = vaekit.train(x, out=tmp_path / "std", **{**TINY, "epochs": 30, "lr": 3e-3})
+    from vaekit.data import from_arrays
+
+    train_part, _ = from_arrays(x, name="x").split(0.1, seed=0)  # the statistics come from the training split
+    assert np.allclose(run.config.data.mean, train_part.x.mean(0).numpy(), rtol=1e-5, atol=1e-4)
+    recon = run.reconstruct(x)
+    assert np.allclose(recon.mean(0), x.mean(0), atol=0.3 * x.std(0).max())  # the data's units, not z-scores
+    assert (np.abs(recon - x).mean(0) < x.std(0)).all()  # and better than guessing the mean
+    again = vaekit.load(run.path)
+    np.testing.assert_array_equal(again.reconstruct(x), recon)
+
+    raw = vaekit.train(x, out=tmp_path / "raw", standardize=False, **TINY)
+    assert raw.config.data.mean is None
+    unit = vaekit.train(rng.random((100, 3)), out=tmp_path / "unit", **TINY)  # already in [0, 1]
+    assert unit.config.data.mean is None and unit.config.model.likelihood == "bernoulli"

@@ -24,9 +24,15 @@ class DataConfig:
     spec: str = "mnist-5k"
     val_fraction: float = 0.1
     image_size: tuple[int, int] | None = None  # resize every image to (H, W)
-    # Filled in from the data: how the user's files hold samples, and tabular column names.
+    # Tables with values outside [0, 1] are standardised (mean 0, std 1 per feature, from the
+    # training split); tables in [0, 1] and images are modelled as they are.
+    standardize: bool = True
+    # Filled in from the data: how the user's files hold samples, tabular column names, and the
+    # standardisation statistics (None when the data is used as it is).
     layout: str = ""
     columns: list[str] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
     def __post_init__(self):
         if self.image_size is not None:

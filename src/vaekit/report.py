@@ -147,10 +147,14 @@ def build_run_report(run, data=None) -> str:
                              f"{psnr(clean.numpy(), noisy.numpy()):.2f} dB noisy, "
                              f"{psnr(clean.numpy(), denoised):.2f} dB denoised</p>"))
     else:
-        x = ds.batch().numpy()
-        errors = ((run.reconstruct(ds) - x) ** 2).mean(0)
+        x = ds.batch()  # in the model's units: standardised if the run standardises
+        with torch.no_grad():
+            recon = run.model.reconstruct(x.to(run.device)).cpu()
+        errors = ((recon - x) ** 2).mean(0).numpy()
         names = run.config.data.columns or [f"x{i}" for i in range(len(errors))]
-        sections.append(("Reconstruction error per feature", figure(plots.feature_errors(errors, names))))
+        units = "standardised units" if run.config.data.mean is not None else "the data's units"
+        sections.append(("Reconstruction error per feature", figure(plots.feature_errors(errors, names)) +
+                         f'<p class="caption">mean squared error per feature, in {units}</p>'))
     sections.append(("Latent space", figure(latent_figure(run, ds))))
     sections.append(("Config", f"<pre>{html.escape(json.dumps(run.config.to_dict(), indent=2))}</pre>"))
     return page(f"vaekit run: {run.path.name if run.path else 'in memory'}", sections)

@@ -57,6 +57,7 @@ class Run:
         else:
             ds = as_dataset(data, self.config.data.image_size, name="input")
         check_shape(ds, self.config)
+        ds = in_model_units(ds, self.config)
         if self.model.n_classes and ds.y is not None and int(ds.y.max()) >= self.model.n_classes:
             raise VaekitError(f"{ds.name} has labels up to {int(ds.y.max())}, but the model knows classes 0 to "
                               f"{self.model.n_classes - 1}")
@@ -88,8 +89,14 @@ class Run:
             raise VaekitError(f"--label {label} is not a class of this model; use 0 to {classes - 1}")
         return torch.full((n,), label, device=self.device)
 
-    def _to_layout(self, x: np.ndarray) -> np.ndarray:
-        return to_layout(x, self.config.data.layout)
+    def to_data_units(self, x) -> np.ndarray:
+        """Model-space values (N, C, H, W) or (N, D) back in the data's own layout and units
+        (a standardised table is scaled back)."""
+        x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+        cfg = self.config.data
+        if cfg.mean is not None:
+            x = x * np.asarray(cfg.std, np.float32) + np.asarray(cfg.mean, np.float32)
+        return to_layout(x, cfg.layout)
 
     # -- what a trained model does ------------------------------------------------------------
     def encode(self, data=None) -> np.ndarray:
@@ -107,10 +114,10 @@ class Run:
         with torch.no_grad():
             out = self.model.decode(z, y)
             out = out if isinstance(out, torch.Tensor) else out.mean  # a VAE decodes to a distribution
-        return self._to_layout(out.cpu().numpy())
+        return self.to_data_units(out.cpu().numpy())
 
     def reconstruct(self, data=None) -> np.ndarray:
-        return self._to_layout(self._batches(data, self.model.reconstruct))
+        return self.to_data_units(self._batches(data, self.model.reconstruct))
 
     def denoise(self, data) -> np.ndarray:
         """Clean copies of noisy ``data``: the reconstruction of a model trained with ``noise``
@@ -124,7 +131,7 @@ class Run:
             raise VaekitError(f"the number of samples must be at least 1, got {n}")
         y = self._label_tensor(label, n)
         g = torch.Generator(device=self.device).manual_seed(seed)
-        return self._to_layout(self.model.sample(n, generator=g, temperature=temperature, y=y).cpu().numpy())
+        return self.to_data_units(self.model.sample(n, generator=g, temperature=temperature, y=y).cpu().numpy())
 
     def interpolate(self, data, i: int, j: int, steps: int = 10, method: str = "lerp") -> np.ndarray:
         """Decoded points on the path between the codes of samples ``i`` and ``j`` (endpoints included).
@@ -185,6 +192,22 @@ def _describe_shape(shape: tuple[int, ...], layout: str) -> str:
     return f"{shape[0]} features" if len(shape) == 1 else str(shape)
 
 
+def in_model_units(ds: Dataset, config: RunConfig) -> Dataset:
+    """``ds`` standardised with the run's training statistics, if the run standardises."""
+    return ds if config.data.mean is None else ds.standardized(config.data.mean, config.data.std)
+
+
+def standardization(dataset: Dataset, config: RunConfig) -> tuple[list[float], list[float]] | None:
+    """Mean and std of the training split's features, for a table that needs standardising."""
+    lo, hi = dataset.value_range()
+    if dataset.kind != "tabular" or not config.data.standardize or (lo >= 0 and hi <= 1):
+        return None
+    train, _ = dataset.split(config.data.val_fraction, config.train.seed)
+    x = train.batch()
+    std = x.std(0) if len(x) > 1 else torch.ones(x.shape[1])
+    return x.mean(0).tolist(), torch.where(std > 1e-8, std, torch.ones_like(std)).tolist()
+
+
 def check_shape(ds: Dataset, config: RunConfig) -> None:
     """Data for a trained model must have the shape it was trained on."""
     expected = tuple(config.model.input_shape)
@@ -239,6 +262,10 @@ def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
     dataset = as_dataset(config.data.spec if data is None else data, config.data.image_size, ARRAY_SPEC)
     if config.train.binarize:
         dataset.check_binarizable()  # before a folder is made
+    stats = standardization(dataset, config)
+    if stats is not None:
+        config = replace(config, data=replace(config.data, mean=stats[0], std=stats[1]))
+        dataset = in_model_units(dataset, config)
     likelihood = likelihoods.choose(config.model.likelihood, dataset.value_range())
     n_classes = 0
     if config.model.model == "cvae":
@@ -339,6 +366,7 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
                           "hold; start a new run")
     dataset = load_dataset(config.data.spec, config.data.image_size)
     check_shape(dataset, config)
+    dataset = in_model_units(dataset, config)
     folder.save_config(config)
     folder.keep_metrics_through(state["epoch"])
     return _fit(config, dataset, folder, state, report=report)

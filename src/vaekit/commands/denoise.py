@@ -17,7 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.dataset import to_layout
     from ..errors import VaekitError
     from ..evaluation import denoising_metrics
     from ..run import load
@@ -39,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print_json({"n": len(denoised)})
         return 0
-    layout = r.config.data.layout
-    metrics = denoising_metrics(to_layout(clean.batch(), layout), to_layout(noisy.batch(), layout), denoised)
+    metrics = denoising_metrics(r.to_data_units(clean.batch()), r.to_data_units(noisy.batch()), denoised)
     if args.json:
         print_json(metrics)
         return 0

@@ -67,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--binarize", choices=("dynamic", "fixed"),
                    help="train on Bernoulli draws of the grey levels: fresh each time (dynamic, as in the "
                         "literature) or once (fixed); evaluation uses one fixed draw")
+    p.add_argument("--no-standardize", action="store_true",
+                   help="model a table's values as they are (by default tables outside [0, 1] are standardised)")
     p.add_argument("--image-size", metavar="H[xW]", help="resize images of an image folder to this size")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
@@ -90,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from ..run import train
 
     options = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
+    if args.no_standardize:
+        options["standardize"] = False
     if args.image_size is not None:
         options["image_size"] = parse_image_size(args.image_size)
     if args.quiet:

@@ -90,6 +90,12 @@ class Dataset:
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         return self.subset(perm[n_val:]), self.subset(perm[:n_val])
 
+    def standardized(self, mean, std) -> "Dataset":
+        """Features shifted and scaled: (x - mean) / std, as float32."""
+        mean = torch.as_tensor(mean, dtype=torch.float32, device=self.x.device)
+        std = torch.as_tensor(std, dtype=torch.float32, device=self.x.device)
+        return replace(self, x=(self.batch() - mean) / std)
+
     def check_binarizable(self) -> None:
         lo, hi = self.value_range()
         if lo < 0 or hi > 1:
