@@ -201,7 +201,8 @@ class Trainer:
         while (self.state.epoch < cfg.epochs and not self.state.stopped_early
                and (cfg.time_budget is None or self.state.seconds < cfg.time_budget)):
             epoch = self.state.epoch + 1
-            bar = tqdm(total=len(train), unit="sample", leave=False, file=sys.stderr,
+            # disable=None: a live bar on a terminal, none in logs (the per-epoch line stays)
+            bar = tqdm(total=len(train), unit="sample", leave=False, file=sys.stderr, disable=None,
                        desc=f"epoch {epoch}/{cfg.epochs}") if cfg.progress else None
             t0 = time.perf_counter()
             tr = self.train_epoch(train, bar)
