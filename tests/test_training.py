@@ -95,7 +95,7 @@ def test_tabular_data_gets_a_gaussian_likelihood(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 5)) @ rng.normal(size=(5, 5))
     run = vaekit.train(x, out=tmp_path / "tab", **TINY)
-    assert run.config.model.likelihood == "gaussian"
+    assert run.config.model.likelihood == "gaussian-learned"
     assert run.reconstruct(x[:3]).shape == (3, 5)
     with pytest.raises(VaekitError, match="--likelihood gaussian"):
         vaekit.train(x, out=tmp_path / "tab2", likelihood="bernoulli", **TINY)

@@ -52,9 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 32,64)")
     p.add_argument("--likelihood", choices=("auto", "bernoulli", "continuous-bernoulli", "gaussian",
                                             "gaussian-learned"),
-                   help="p(x|z): auto is bernoulli for data in [0, 1] (the classic choice), gaussian (unit "
-                        "scale) otherwise; continuous-bernoulli is normalised for grey levels; "
-                        "gaussian-learned learns one scale per dimension")
+                   help="p(x|z): auto is bernoulli for data in [0, 1] (the classic choice), gaussian-learned "
+                        "(one learned scale per dimension) otherwise; gaussian has a unit scale; "
+                        "continuous-bernoulli is normalised for grey levels")
     p.add_argument("--seed", type=int, help="seed for initialisation, split and shuffling (default: 0)")
     p.add_argument("--val-fraction", type=_fraction,
                    help="share of the data held out for validation and early stopping (default: 0.1)")
