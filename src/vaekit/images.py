@@ -37,9 +37,14 @@ def save_grid(path: Path, images: np.ndarray, ncol: int | None = None) -> Path:
     return path
 
 
-def save_pairs(path: Path, inputs: np.ndarray, outputs: np.ndarray, ncol: int = 8) -> Path:
-    """Rows of inputs, each above the row of their reconstructions."""
+def pairs(inputs: np.ndarray, outputs: np.ndarray, ncol: int = 8) -> np.ndarray:
+    """(N, C, H, W) inputs and outputs interleaved by rows of ``ncol``: each row of inputs
+    above the row of their outputs (reconstructions, denoised copies)."""
     rows = []
     for start in range(0, len(inputs), ncol):
         rows += [inputs[start:start + ncol], outputs[start:start + ncol]]
-    return save_grid(path, np.concatenate(rows), ncol)
+    return np.concatenate(rows)
+
+
+def save_pairs(path: Path, inputs: np.ndarray, outputs: np.ndarray, ncol: int = 8) -> Path:
+    return save_grid(path, pairs(inputs, outputs, ncol), ncol)

@@ -15,7 +15,7 @@ import torch
 from . import plots
 from .atomic import atomic_write
 from .data.dataset import from_layout, to_layout
-from .images import grid
+from .images import grid, pairs
 from .models import VAE
 
 REPORT = "report.html"
@@ -123,10 +123,8 @@ def build_run_report(run, data=None) -> str:
                              "are active (their posterior means vary); a dark row is a collapsed dimension.</p>"))
     first = ds.subset(torch.arange(min(16, len(ds))))
     if ds.kind == "image":
-        inputs = first.batch().numpy()
         recon = from_layout(run.reconstruct(first), layout)
-        rows = [x for start in range(0, len(inputs), 8) for x in (inputs[start:start + 8], recon[start:start + 8])]
-        sections.append(("Reconstructions", picture(np.concatenate(rows), ncol=8) +
+        sections.append(("Reconstructions", picture(pairs(first.batch().numpy(), recon), ncol=8) +
                          '<p class="caption">each row of inputs above its reconstructions</p>'))
         if isinstance(run.model, VAE):
             samples = from_layout(run.sample(64, seed=0), layout)
@@ -181,10 +179,8 @@ def write_detector_report(detector, folder: Path, data=None, name: str = "") -> 
 
 # -- anomaly detectors -------------------------------------------------------------------------
 def build_detector_report(detector, folder: Path, data=None, name: str = "") -> str:
-    """Training scores with the threshold; with labelled ``data``, ROC/PR curves and the most
-    anomalous inputs beside their reconstructions."""
-    from .data import Dataset
-
+    """Training scores with the threshold; with ``data`` (a Dataset), its scores, and when it
+    has 0/1 labels, ROC/PR curves; the most anomalous inputs beside their reconstructions."""
     rows = [("detector folder", folder), ("model", f"{detector.model} ({detector.model_config_.arch})"),
             ("score", detector.score_), ("contamination", detector.contamination),
             ("threshold", detector.threshold_), ("input shape", detector.sample_shape_),
@@ -192,15 +188,15 @@ def build_detector_report(detector, folder: Path, data=None, name: str = "") -> 
     sections = [("Detector", table(rows)),
                 ("Training scores", figure(plots.score_histogram(detector.decision_scores_, detector.threshold_)))]
     if data is not None:
-        ds = data if isinstance(data, Dataset) else None
-        scores = detector.decision_function(data)
-        binary = ds is not None and ds.y is not None and set(ds.y.unique().tolist()) <= {0, 1}
+        ds = data
+        scores = detector.decision_function(ds)
+        binary = ds.y is not None and set(ds.y.unique().tolist()) <= {0, 1}
         labels = ds.y.numpy().astype(int) if binary else None  # 1 = anomaly; class labels are not that
         sections.append((f"Scores on {name or 'the data'}", figure(plots.score_histogram(scores, detector.threshold_,
                                                                                           labels))))
         if labels is not None and 0 < labels.sum() < len(labels):
             sections.append(("ROC and precision-recall", figure(plots.roc_pr(labels, scores))))
-        if ds is not None and ds.kind == "image":
+        if ds.kind == "image":
             top = torch.as_tensor(np.argsort(-scores)[:8].copy())
             worst = ds.subset(top)
             x = worst.batch()
@@ -208,7 +204,7 @@ def build_detector_report(detector, folder: Path, data=None, name: str = "") -> 
                 recon = detector.net_.reconstruct(x).numpy()
             sections.append(("Most anomalous inputs", picture(np.concatenate([x.numpy(), recon]), ncol=8) +
                              '<p class="caption">the 8 highest scores (top) and their reconstructions (bottom)</p>'))
-        elif ds is not None:
+        else:
             top = np.argsort(-scores)[:10]
             sections.append(("Most anomalous rows", table([(f"row {i}", f"score {scores[i]:.4g}") for i in top])))
     return page(f"vaekit detector: {Path(folder).name}", sections)

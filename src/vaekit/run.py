@@ -13,7 +13,7 @@ import torch
 from . import likelihoods
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .data import Dataset, as_dataset, load_dataset
-from .data.dataset import to_layout
+from .data.dataset import from_layout, to_layout
 from .errors import VaekitError
 from .evaluation import evaluate as evaluate_model
 from .images import save_grid, save_pairs
@@ -227,15 +227,11 @@ def write_pictures(run: Run, folder: RunFolder, data: Dataset) -> None:
     """``reconstructions.png`` (inputs above outputs) and ``samples.png`` (64 prior samples)."""
     if data.kind != "image":
         return  # tabular data has no picture; its report shows per-feature errors instead
+    layout = run.config.data.layout
     shown = data.subset(torch.arange(min(32, len(data))))
-    y = shown.labels(None, run.model)
-    with torch.no_grad():
-        recon = run.model.reconstruct(shown.batch().to(run.device), None if y is None else y.to(run.device))
-    save_pairs(folder.file(RECONSTRUCTIONS), shown.batch().numpy(), recon.cpu().numpy())
+    save_pairs(folder.file(RECONSTRUCTIONS), shown.batch().numpy(), from_layout(run.reconstruct(shown), layout))
     if isinstance(run.model, VAE):
-        g = torch.Generator(device=run.device).manual_seed(0)
-        samples = run.model.sample(64, generator=g, y=run._label_tensor(None, 64))
-        save_grid(folder.file(SAMPLES), samples.cpu().numpy(), ncol=run.model.n_classes or None)
+        save_grid(folder.file(SAMPLES), from_layout(run.sample(64, seed=0), layout), ncol=run.model.n_classes or None)
 
 
 def _tensorboard(folder: RunFolder):
