@@ -148,19 +148,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                               f"this detector was fitted on shape {self.sample_shape_}; give data like the "
                               "training data")
         if fitting and ds.kind == "tabular":
-            x = ds.batch()
-            self.mean_ = x.mean(0).numpy()
-            std = x.std(0).numpy()
-            self.scale_ = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+            self.mean_, self.scale_ = ds.feature_stats()
         return ds
 
     def _standardise(self, x):
         """Tables in training units (mean 0, std 1 per feature); images as they are."""
-        import torch
+        from .data.dataset import standardize
 
-        if self.kind_ != "tabular":
-            return x
-        return (x - torch.from_numpy(self.mean_).to(x.device)) / torch.from_numpy(self.scale_).to(x.device)
+        return standardize(x, self.mean_, self.scale_) if self.kind_ == "tabular" else x
 
     # -- scikit-learn API ---------------------------------------------------------------------
     def fit(self, X, y=None):

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data.dataset import standardize
 from .errors import VaekitError
 from .models import VAE
 
@@ -27,7 +28,7 @@ class _Standardise(nn.Module):
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
 
     def forward(self, x):
-        return (x - self.mean) / self.scale
+        return standardize(x, self.mean, self.scale)
 
 
 class Encoder(nn.Module):

@@ -203,9 +203,8 @@ def standardization(dataset: Dataset, config: RunConfig) -> tuple[list[float], l
     if dataset.kind != "tabular" or not config.data.standardize or (lo >= 0 and hi <= 1):
         return None
     train, _ = dataset.split(config.data.val_fraction, config.train.seed)
-    x = train.batch()
-    std = x.std(0) if len(x) > 1 else torch.ones(x.shape[1])
-    return x.mean(0).tolist(), torch.where(std > 1e-8, std, torch.ones_like(std)).tolist()
+    mean, std = train.feature_stats()
+    return mean.tolist(), std.tolist()
 
 
 def check_shape(ds: Dataset, config: RunConfig) -> None:

@@ -92,9 +92,14 @@ class Dataset:
 
     def standardized(self, mean, std) -> "Dataset":
         """Features shifted and scaled: (x - mean) / std, as float32."""
-        mean = torch.as_tensor(mean, dtype=torch.float32, device=self.x.device)
-        std = torch.as_tensor(std, dtype=torch.float32, device=self.x.device)
-        return replace(self, x=(self.batch() - mean) / std)
+        return replace(self, x=standardize(self.batch(), mean, std))
+
+    def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature mean and standard deviation (1 where a feature is constant), float32."""
+        x = self.batch()
+        std = x.std(0) if len(x) > 1 else torch.ones(x.shape[1:])
+        std = torch.where(std > 1e-8, std, torch.ones_like(std))
+        return x.mean(0).numpy().astype(np.float32), std.numpy().astype(np.float32)
 
     def check_binarizable(self) -> None:
         lo, hi = self.value_range()
@@ -111,6 +116,12 @@ class Dataset:
         if self.x.dtype == torch.uint8:
             return 0.0, 1.0
         return float(self.x.min()), float(self.x.max())
+
+
+def standardize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """(x - mean) / std with the statistics on x's device."""
+    return (x - torch.as_tensor(mean, dtype=x.dtype, device=x.device)) / torch.as_tensor(std, dtype=x.dtype,
+                                                                                         device=x.device)
 
 
 def to_layout(x: torch.Tensor | np.ndarray, layout: str) -> np.ndarray:
