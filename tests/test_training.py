@@ -189,3 +189,12 @@ def test_tables_are_standardised_and_outputs_come_back_in_their_units(tmp_path):
     assert raw.config.data.mean is None
     unit = vaekit.train(rng.random((100, 3)), out=tmp_path / "unit", **TINY)  # already in [0, 1]
     assert unit.config.data.mean is None and unit.config.model.likelihood == "bernoulli"
+
+
+def test_prepared_data_is_not_standardised_twice(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)) * [1, 10, 100] + 40
+    run = vaekit.train(x, out=tmp_path / "r", **TINY)
+    prepared = run.dataset(x)  # in the model's units
+    np.testing.assert_array_equal(run.encode(prepared), run.encode(x))
+    np.testing.assert_array_equal(run.reconstruct(prepared), run.reconstruct(x))

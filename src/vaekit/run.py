@@ -193,8 +193,11 @@ def _describe_shape(shape: tuple[int, ...], layout: str) -> str:
 
 
 def in_model_units(ds: Dataset, config: RunConfig) -> Dataset:
-    """``ds`` standardised with the run's training statistics, if the run standardises."""
-    return ds if config.data.mean is None else ds.standardized(config.data.mean, config.data.std)
+    """``ds`` standardised with the run's training statistics, if the run standardises (and
+    ``ds`` is not already)."""
+    if config.data.mean is None or ds.is_standardized:
+        return ds
+    return ds.standardized(config.data.mean, config.data.std)
 
 
 def standardization(dataset: Dataset, config: RunConfig) -> tuple[list[float], list[float]] | None:

@@ -25,6 +25,7 @@ class Dataset:
     layout: str
     name: str
     columns: tuple[str, ...] | None = None
+    is_standardized: bool = False  # x already holds (x - mean) / std, so it is not scaled twice
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -92,7 +93,7 @@ class Dataset:
 
     def standardized(self, mean, std) -> "Dataset":
         """Features shifted and scaled: (x - mean) / std, as float32."""
-        return replace(self, x=standardize(self.batch(), mean, std))
+        return replace(self, x=standardize(self.batch(), mean, std), is_standardized=True)
 
     def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature mean and standard deviation (1 where a feature is constant), float32."""
