@@ -208,8 +208,11 @@ def test_unknown_spec_missing_file_and_corrupt_file(tmp_path):
     with pytest.raises(VaekitError, match="junk.npy"):
         load_dataset(str(tmp_path / "junk.npy"))
     (tmp_path / "x.parquet").write_bytes(b"")
-    with pytest.raises(VaekitError, match="unsupported file type"):
+    with pytest.raises(VaekitError, match="x.parquet: not a readable Parquet file"):
         load_dataset(str(tmp_path / "x.parquet"))
+    (tmp_path / "x.xlsx").write_bytes(b"")
+    with pytest.raises(VaekitError, match="unsupported file type"):
+        load_dataset(str(tmp_path / "x.xlsx"))
 
 
 def test_npz_without_X_names_the_fix(tmp_path):

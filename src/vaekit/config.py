@@ -33,6 +33,10 @@ class DataConfig:
     columns: list[str] | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
+    # How training held the data: "memory" (one tensor, the fast path) or "stream" (read in
+    # windows by DataLoader workers), and why (its size against the memory budget).
+    storage: str = ""
+    storage_reason: str = ""
 
     def __post_init__(self):
         if self.image_size is not None:
@@ -97,6 +101,10 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False  # also log scalars and image grids to RUN/tensorboard
     compile: bool = False  # torch.compile the model's forward pass (falls back to eager if it cannot)
+    memory_budget: int | None = None  # bytes of data held in memory; larger data streams (None: a quarter of free)
+    workers: int | None = None  # DataLoader workers reading streamed data (None: chosen for the source)
+    dist_timeout: float = 300.0  # seconds a process waits for the others under torchrun before giving up
+    world_size: int = 1  # processes that trained (the last session, under torchrun); filled in
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -120,6 +128,12 @@ class TrainConfig:
                 raise VaekitError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
 
         parse_noise(self.noise)
+        if self.memory_budget is not None and not self.memory_budget > 0:
+            raise VaekitError(f"--memory-budget must be a positive size such as 2G, got {self.memory_budget}")
+        if self.workers is not None and self.workers < 0:
+            raise VaekitError(f"--workers must be 0 or more, got {self.workers}")
+        if not self.dist_timeout > 0:
+            raise VaekitError(f"--dist-timeout must be a positive number of seconds, got {self.dist_timeout}")
         if self.precision not in PRECISIONS:
             raise VaekitError(f"unknown --precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -10,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import likelihoods
+from . import distributed, likelihoods
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from .data import Dataset, as_dataset, load_dataset
+from .data import (Dataset, LazyDataset, as_dataset, default_memory_budget, load_dataset, open_dataset, open_lazy,
+                   open_source)
+from .distributed import World
 from .data.dataset import from_layout, to_layout
 from .errors import VaekitError
 from .evaluation import evaluate as evaluate_model
@@ -42,20 +45,28 @@ class Run:
         return f"Run({str(self.path)!r}, model={self.config.model.model!r}, data={self.config.data.spec!r})"
 
     # -- data -----------------------------------------------------------------------------
-    def dataset(self, data=None) -> Dataset:
-        """The dataset for ``data``, checked against the model's input shape.
+    def dataset(self, data=None, lazy: bool | None = None) -> Dataset | LazyDataset:
+        """The dataset for ``data``, checked against the model's input shape, in model units.
 
         With ``data=None``: the run's validation split (or its training data when it had none).
+        ``lazy=True`` reads a spec's samples only as they are used (bounded memory); by default
+        that is done for the run's own data when training had to stream it.
         """
+        image_size = self.config.data.image_size
         if data is None:
             if self.config.data.spec == ARRAY_SPEC:
                 raise VaekitError("this run was trained on an in-memory array, which the run folder does "
                                   "not hold; pass the data to use")
-            full = load_dataset(self.config.data.spec, self.config.data.image_size)
+            if lazy is None:
+                lazy = self.config.data.storage == "stream"
+            spec = self.config.data.spec
+            full = open_lazy(spec, image_size) if lazy else load_dataset(spec, image_size)
             train, val = full.split(self.config.data.val_fraction, self.config.train.seed)
             ds = val if val is not None else train
+        elif lazy and isinstance(data, (str, os.PathLike)):
+            ds = open_lazy(str(data), image_size)
         else:
-            ds = as_dataset(data, self.config.data.image_size, name="input")
+            ds = as_dataset(data, image_size, name="input")
         check_shape(ds, self.config)
         ds = in_model_units(ds, self.config)
         if self.model.n_classes and ds.y is not None and int(ds.y.max()) >= self.model.n_classes:
@@ -65,16 +76,17 @@ class Run:
             ds = ds.binarized(BINARIZE_SEED)
         return ds
 
-    def _batches(self, data, fn, batch_size: int = 1024) -> np.ndarray:
-        """``fn(x, y)`` over the data in batches (y: labels for a conditional model, else None)."""
-        ds = self.dataset(data)
-        out = []
+    def chunks(self, ds, fn, batch_size: int = 4096):
+        """``fn(x, y)`` over a dataset from :meth:`dataset`, one NumPy array per chunk of rows, in
+        order (y: labels for a conditional model, else None): bounded memory for any size."""
         with torch.no_grad():
-            for i in range(0, len(ds), batch_size):
-                y = ds.labels(slice(i, i + batch_size), self.model)
-                out.append(fn(ds.batch(slice(i, i + batch_size)).to(self.device),
-                              None if y is None else y.to(self.device)).cpu())
-        return torch.cat(out).numpy()
+            for start, x in ds.chunks(batch_size):
+                y = ds.labels(slice(start, start + batch_size), self.model)
+                yield fn(x.to(self.device), None if y is None else y.to(self.device)).cpu().numpy()
+
+    def _batches(self, data, fn, batch_size: int = 1024) -> np.ndarray:
+        """``fn(x, y)`` over the data in batches, concatenated."""
+        return np.concatenate(list(self.chunks(self.dataset(data), fn, batch_size)))
 
     def _label_tensor(self, label: int | None, n: int) -> torch.Tensor | None:
         """Labels for generating with a conditional model: ``label`` for all, or each class in turn."""
@@ -255,9 +267,38 @@ def _log_pictures(board, folder: RunFolder, step: int) -> None:
     board.close()
 
 
-def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
-    """Load the data and fill in what the config takes from it (shape, layout, likelihood)."""
-    dataset = as_dataset(config.data.spec if data is None else data, config.data.image_size, ARRAY_SPEC)
+def _open(config: RunConfig, array, world: World) -> tuple[Dataset | LazyDataset, RunConfig]:
+    """The training data: an array as given, a spec in memory where it fits the memory budget and
+    streamed otherwise; the config records which and why."""
+    if array is not None:
+        dataset, reason = as_dataset(array, config.data.image_size, ARRAY_SPEC), "in memory: an array passed in"
+    else:
+        budget = config.train.memory_budget or default_memory_budget(world.local_size)
+        dataset, reason = open_dataset(config.data.spec, config.data.image_size, budget)
+    storage = "stream" if isinstance(dataset, LazyDataset) else "memory"
+    if storage == "stream" and config.train.binarize == "fixed":
+        raise VaekitError(f"--binarize fixed needs the data in memory, but it is {reason}; use --binarize dynamic "
+                          "or a larger --memory-budget")
+    if config.train.progress:
+        print(f"vaekit: data {reason}", file=sys.stderr)
+    return dataset, replace(config, data=replace(config.data, storage=storage, storage_reason=reason))
+
+
+def _reopen(config: RunConfig, array=None) -> Dataset | LazyDataset:
+    """The training data as ``config`` describes it, in model units (for the ranks that did not
+    prepare it)."""
+    if array is not None:
+        dataset = as_dataset(array, config.data.image_size, ARRAY_SPEC)
+    else:
+        source = open_source(config.data.spec, config.data.image_size)
+        dataset = LazyDataset(source) if config.data.storage == "stream" else source.load()
+    check_shape(dataset, config)
+    return in_model_units(dataset, config)
+
+
+def _prepare(config: RunConfig, array, world: World) -> tuple[RunConfig, Dataset | LazyDataset]:
+    """Open the data and fill in what the config takes from it (shape, layout, likelihood, storage)."""
+    dataset, config = _open(config, array, world)
     if config.train.binarize:
         dataset.check_binarizable()  # before a folder is made
     stats = standardization(dataset, config)
@@ -274,8 +315,9 @@ def _prepare(config: RunConfig, data) -> tuple[RunConfig, Dataset]:
     return replace(config, model=model, data=data_cfg), dataset
 
 
-def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | None, report: bool = True) -> Run:
-    device = resolve_device(config.train.device)
+def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: World, device: torch.device,
+         report: bool = True) -> Run:
+    """Train on every rank; rank 0 alone writes the run folder (checkpoints, metrics, pictures)."""
     torch.manual_seed(config.train.seed)
     model = build_model(config.model)
     if config.train.binarize == "fixed":
@@ -284,9 +326,12 @@ def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | N
     if config.train.binarize == "dynamic" and val_data is not None:
         val_data = val_data.binarized(BINARIZE_SEED)
 
-    board = _tensorboard(folder) if config.train.tensorboard else None
+    folder = RunFolder(path)
+    board = _tensorboard(folder) if config.train.tensorboard and world.is_main else None
 
     def on_epoch(metrics: dict, trainer: Trainer, improved: bool) -> None:
+        if not world.is_main:
+            return
         if improved:
             folder.save_weights(trainer.model, config)
         folder.save_state(trainer.state_dict())
@@ -296,12 +341,16 @@ def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | N
                 if metrics.get(key) is not None:
                     board.add_scalar(key, metrics[key], metrics["epoch"])
 
-    trainer = Trainer(model, config.train, device, on_epoch=on_epoch)
+    trainer = Trainer(model, config.train, device, on_epoch=on_epoch, world=world)
     if state is not None:
         trainer.load_state_dict(state)
     trainer.fit(train_data, val_data)
-    folder.load_weights(model)  # the best epoch's weights
+    # The best epoch's weights, which rank 0 saved; the other ranks may not see its disk.
+    best = world.on_main(lambda: folder.load_weights(model) or model.state_dict())
+    model.load_state_dict(best)
     run = Run(model, config, folder.path, device)
+    if not world.is_main:
+        return run
     write_pictures(run, folder, val_data if val_data is not None else train_data)
     if board is not None:
         _log_pictures(board, folder, len(run.metrics()))
@@ -312,6 +361,13 @@ def _fit(config: RunConfig, dataset: Dataset, folder: RunFolder, state: dict | N
     return run
 
 
+def _devices(config: RunConfig) -> tuple[World, torch.device]:
+    """Join torchrun's process group if this process is one of several; this rank's device."""
+    device = resolve_device(config.train.device)
+    world = distributed.join(config.train.dist_timeout)
+    return world, distributed.device_for(device, world)
+
+
 def train(data=None, *, out=None, resume=None, report: bool = True, **options) -> Run:
     """Train a model and write its run folder; returns the trained :class:`Run`.
 
@@ -320,6 +376,9 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
     :class:`~vaekit.config.TrainConfig` (``model``, ``latent_dim``, ``epochs``, ``lr`` ...).
     ``resume`` continues an earlier run folder (``epochs`` may be raised). ``report=False``
     skips writing ``report.html`` (``vaekit report`` writes it later).
+
+    Started by torchrun, every process calls this; they train one model together with
+    DistributedDataParallel and rank 0 writes the run folder.
     """
     if resume is not None:
         return _resume(resume, data=data, report=report, **options)
@@ -333,41 +392,62 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
                        data=DataConfig(spec=str(spec), **groups[DataConfig]),
                        train=TrainConfig(**groups[TrainConfig]))
     config.validate()
-    resolve_device(config.train.device)
-    config, dataset = _prepare(config, None if isinstance(data, (str, os.PathLike)) or data is None else data)
-    folder = RunFolder.create(out if out is not None else default_out(config.model.model, config.data.spec))
-    folder.save_config(config)
-    return _fit(config, dataset, folder, state=None, report=report)
+    world, device = _devices(config)
+    config = replace(config, train=replace(config.train, world_size=world.size,
+                                           progress=config.train.progress and world.is_main))
+    array = None if isinstance(data, (str, os.PathLike)) or data is None else data
+    prepared = {}
+
+    def setup():
+        cfg, prepared["data"] = _prepare(config, array, world)
+        folder = RunFolder.create(out if out is not None else default_out(cfg.model.model, cfg.data.spec))
+        folder.save_config(cfg)
+        return cfg, folder.path
+
+    config, path = world.on_main(setup)
+    dataset = world.agree(lambda: prepared["data"] if world.is_main else _reopen(config, array))
+    return _fit(config, dataset, path, None, world, device, report=report)
 
 
-RESUMABLE = ("epochs", "patience", "time_budget", "device", "precision", "progress", "compile")
+RESUMABLE = ("epochs", "patience", "time_budget", "device", "precision", "progress", "compile", "memory_budget",
+             "workers", "dist_timeout")
 
 
 def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
-    folder = RunFolder.open(run_dir)
-    config = RunConfig.load(folder.file(CONFIG))
     fixed = sorted(set(options) - set(RESUMABLE))
     if fixed or data is not None:
         raise VaekitError(f"--resume continues {run_dir} as configured; only {', '.join(RESUMABLE)} may "
                           f"change (got {', '.join(fixed or ['data'])})")
-    config = replace(config, train=replace(config.train, **options))
-    config.validate()
-    state = folder.load_state()
-    if state["stopped_early"]:
-        raise VaekitError(f"{run_dir} stopped early (validation loss no longer improved); start a new run "
-                          "to train more")
-    if state["epoch"] >= config.train.epochs:
-        raise VaekitError(f"{run_dir} already trained {state['epoch']} epochs; pass --epochs greater than "
-                          f"{state['epoch']} to train on")
-    if config.data.spec == ARRAY_SPEC:
-        raise VaekitError(f"{run_dir} was trained on an in-memory array, which the run folder does not "
-                          "hold; start a new run")
-    dataset = load_dataset(config.data.spec, config.data.image_size)
-    check_shape(dataset, config)
-    dataset = in_model_units(dataset, config)
-    folder.save_config(config)
-    folder.keep_metrics_through(state["epoch"])
-    return _fit(config, dataset, folder, state, report=report)
+    world = distributed.join(options.get("dist_timeout", distributed.DEFAULT_TIMEOUT))
+    prepared = {}
+
+    def setup():
+        folder = RunFolder.open(run_dir)
+        config = RunConfig.load(folder.file(CONFIG))
+        config = replace(config, train=replace(config.train, **options, world_size=world.size))
+        config.validate()
+        state = folder.load_state()
+        if state["stopped_early"]:
+            raise VaekitError(f"{run_dir} stopped early (validation loss no longer improved); start a new run "
+                              "to train more")
+        if state["epoch"] >= config.train.epochs:
+            raise VaekitError(f"{run_dir} already trained {state['epoch']} epochs; pass --epochs greater than "
+                              f"{state['epoch']} to train on")
+        if config.data.spec == ARRAY_SPEC:
+            raise VaekitError(f"{run_dir} was trained on an in-memory array, which the run folder does not "
+                              "hold; start a new run")
+        dataset, config = _open(config, None, world)
+        check_shape(dataset, config)
+        prepared["data"] = in_model_units(dataset, config)
+        folder.save_config(config)
+        folder.keep_metrics_through(state["epoch"])
+        return config, state, folder.path
+
+    config, state, path = world.on_main(setup)
+    world, device = _devices(config)
+    config = replace(config, train=replace(config.train, progress=config.train.progress and world.is_main))
+    dataset = world.agree(lambda: prepared["data"] if world.is_main else _reopen(config))
+    return _fit(config, dataset, path, state, world, device, report=report)
 
 
 def load(run_dir, device: str = "auto") -> Run:

@@ -1,19 +1,26 @@
-"""The one trainer: seeded loop over in-memory tensors, validation, early stopping, checkpoints.
+"""The one trainer: seeded loop, validation, early stopping, checkpoints, one process or many.
 
-The hot loop takes each batch by indexing the dataset tensor (already on the device), so
-there is no per-item Python work; one fused Adam step updates all parameters.
+Where the data fits in memory the hot loop takes each batch by indexing the dataset tensor
+(already on the device), so there is no per-item Python work; data larger than memory is
+streamed in shuffled windows by DataLoader workers (see :mod:`vaekit.data.lazy`). One
+fused Adam step updates all parameters; under torchrun, DistributedDataParallel averages
+the gradients of the ranks first.
 """
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import Dataset
+from .data import LazyDataset, default_memory_budget
+from .data.lazy import Loading
+from .distributed import SINGLE, World, lost_contact
 from .errors import VaekitError
 from .noise import Noise, parse_noise
 from .models import IWAE
@@ -67,21 +74,53 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
 VALIDATION_NOISE_SEED = 12345  # the same corruptions every epoch, so validation losses compare
 
 
+def shard(data, world):
+    """This rank's contiguous share of ``data`` (all of it in a single process)."""
+    if world.size == 1:
+        return data
+    bounds = [len(data) * r // world.size for r in range(world.size + 1)]
+    return data.subset(torch.arange(bounds[world.rank], bounds[world.rank + 1]))
+
+
 @torch.no_grad()
-def mean_terms(model, data: Dataset, batch_size: int = 1024, noise: Noise | None = None) -> dict[str, float]:
-    """Average loss terms over a whole dataset, in eval mode (inputs corrupted by ``noise``)."""
+def mean_terms(model, data, batch_size: int = 1024, noise: Noise | None = None, world=SINGLE) -> dict[str, float]:
+    """Average loss terms over a whole dataset, in eval mode (inputs corrupted by ``noise``);
+    under DDP each rank takes its share and the sums are added up."""
     was_training = model.training
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64)
-    generator = torch.Generator(device=data.x.device).manual_seed(VALIDATION_NOISE_SEED)
-    for start in range(0, len(data), batch_size):
-        x = data.batch(slice(start, start + batch_size))
+    device = next(model.parameters()).device
+    sums = torch.zeros(4, dtype=torch.float64)
+    generator = torch.Generator(device=device).manual_seed(VALIDATION_NOISE_SEED + world.rank)
+    part = shard(data, world)
+    for start, x in part.chunks(batch_size):
+        x = x.to(device)
         noisy = noise.apply(x, generator, clip=data.kind == "image") if noise is not None else x
-        t = loss_terms(model, noisy, x, y=data.labels(slice(start, start + batch_size), model))
-        sums += torch.stack([t.loss.sum(), t.recon.sum(), t.kl.sum()]).double().cpu()
+        y = part.labels(slice(start, start + batch_size), model)
+        t = loss_terms(model, noisy, x, y=None if y is None else y.to(device))
+        sums += torch.stack([t.loss.sum(), t.recon.sum(), t.kl.sum(), torch.tensor(float(len(x)))]).double().cpu()
     model.train(was_training)
-    loss, recon, kl = (sums / len(data)).tolist()
-    return {"loss": loss, "recon": recon, "kl": kl}
+    loss, recon, kl, n = world.all_reduce(sums).tolist()
+    return {"loss": loss / n, "recon": recon / n, "kl": kl / n}
+
+
+class Objective(torch.nn.Module):
+    """The model's training loss as a module, so DistributedDataParallel can wrap it: every
+    model's objective (the IWAE bound too) then runs through one forward pass.
+
+    ``forward_model`` is what the loss calls: the model, or its compiled forward pass (the
+    same parameters, so it is not registered a second time).
+    """
+
+    def __init__(self, model: torch.nn.Module, compiled=None):
+        super().__init__()
+        self.model = model
+        self.__dict__["forward_model"] = compiled if compiled is not None else model
+
+    def use_eager(self) -> None:
+        self.__dict__["forward_model"] = self.model
+
+    def forward(self, noisy, x, weights, y):
+        return loss_terms(self.forward_model, noisy, x, weights, y=y)
 
 
 @dataclass
@@ -99,25 +138,49 @@ class Trainer:
     """Trains ``model`` on a dataset; after each epoch ``on_epoch(metrics, state, improved)`` runs.
 
     The run folder hooks into ``on_epoch`` to append metrics and checkpoint, so the trainer
-    itself writes no files.
+    itself writes no files. Under torchrun (``world`` of several processes) the model is
+    wrapped in DistributedDataParallel: every rank takes its part of each global batch of
+    ``cfg.batch_size``, gradients are averaged, and every rank ends each epoch with the same
+    weights, metrics and decisions (early stopping, time budget); ``on_epoch`` runs on all.
     """
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device, on_epoch=None):
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device, on_epoch=None,
+                 world: World = SINGLE):
         self.model = model.to(device)
         self.cfg = cfg
         self.device = device
+        self.world = world
         self.optimizer = make_optimizer(self.model, cfg.lr)
-        self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)  # shuffling
+        self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)  # shuffling: the same on every rank
         self.noise = parse_noise(cfg.noise)
-        self.noise_generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+        self.noise_generator = torch.Generator(device=device)
+        self._seed_rank_streams(0)
         self.state = TrainState()
         self.on_epoch = on_epoch
         self.bf16 = resolve_precision(cfg.precision, device) == "bf16"
         # What the loss calls: the model, or its compiled forward pass. (IWAE's objective does
         # not go through forward, so there is nothing to compile.)
-        self.forward_model = self.model
-        if cfg.compile and not isinstance(self.model, IWAE):
-            self.forward_model = torch.compile(self.model)
+        compiled = torch.compile(self.model) if cfg.compile and not isinstance(self.model, IWAE) else None
+        self.objective = Objective(self.model, compiled)
+        self.step_objective = self.objective
+        if world.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.step_objective = DistributedDataParallel(self.objective)  # also broadcasts rank 0's weights
+
+    def _seed_rank_streams(self, epoch: int) -> None:
+        """Seeds of the draws that differ between ranks (posterior samples, noise, binarisation).
+
+        Rank 0 keeps the single-process streams, so one process reproduces exactly; other
+        ranks get their own, fresh after a resume (their states are not checkpointed).
+        """
+        rank, seed = self.world.rank, self.cfg.seed
+        if rank == 0:
+            self.noise_generator.manual_seed(seed + 1)
+            return
+        noise_seed, torch_seed = np.random.SeedSequence([seed, rank, epoch]).generate_state(2, np.uint64).tolist()
+        self.noise_generator.manual_seed(noise_seed)
+        torch.manual_seed(torch_seed)
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -135,10 +198,12 @@ class Trainer:
         self.generator.set_state(d["shuffle_rng"])
         self.noise_generator.set_state(d["noise_rng"])
         torch.set_rng_state(d["torch_rng"])
-        if self.device.type == "cuda" and d["cuda_rng"]:
+        if self.device.type == "cuda" and d["cuda_rng"] and len(d["cuda_rng"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(d["cuda_rng"])
         self.state = TrainState(epoch=d["epoch"], best_loss=d["best_loss"], bad_epochs=d["bad_epochs"],
                                 stopped_early=d["stopped_early"], seconds=d.get("seconds", 0.0))
+        if self.world.rank:  # the checkpoint holds rank 0's streams
+            self._seed_rank_streams(self.state.epoch)
 
     # -- the loop -------------------------------------------------------------------------------
     def kl_weights(self, epochs_done: float) -> KLWeights:
@@ -148,69 +213,97 @@ class Trainer:
         return KLWeights(beta=cfg.beta * ramp, free_bits=cfg.free_bits)
 
     def _loss(self, noisy, x, weights, y):
-        if self.forward_model is self.model:
-            return loss_terms(self.model, noisy, x, weights, y=y)
+        if self.objective.forward_model is self.model:
+            return self.step_objective(noisy, x, weights, y)
         try:
-            return loss_terms(self.forward_model, noisy, x, weights, y=y)
+            return self.step_objective(noisy, x, weights, y)
         except Exception as e:  # no compiler here, or an unsupported operation: train eagerly
-            print(f"vaekit: --compile unavailable ({type(e).__name__}); training without it", file=sys.stderr)
-            self.forward_model = self.model
-            return loss_terms(self.model, noisy, x, weights, y=y)
+            if self.world.is_main:
+                print(f"vaekit: --compile unavailable ({type(e).__name__}); training without it", file=sys.stderr)
+            self.objective.use_eager()
+            return self.step_objective(noisy, x, weights, y)
 
-    def train_epoch(self, data: Dataset, progress) -> dict[str, float]:
-        model, opt, n = self.model, self.optimizer, len(data)
+    def train_epoch(self, data, progress) -> dict[str, float]:
+        """One pass over ``data`` (this rank's part of every global batch); the returned sums
+        are over all ranks."""
+        model, opt, world = self.model, self.optimizer, self.world
         clip = data.kind == "image"
         model.train()
-        order = torch.randperm(n, generator=self.generator).to(self.device)
-        sums = torch.zeros(3, device=self.device)
+        loading = self.loading(data)
+        order = data.epoch_order(self.generator, loading)
+        sums = torch.zeros(4, device=self.device)
         kl_dims = None
-        steps = -(-n // self.cfg.batch_size)
-        for step, start in enumerate(range(0, n, self.cfg.batch_size)):
-            index = order[start:start + self.cfg.batch_size]
-            x = data.batch(index)
+        steps = -(-len(order) // loading.batch_size)
+        batches = data.local_batches(order, loading, self.device, with_labels=bool(getattr(model, "n_classes", 0)))
+        for step, (x, y, n_global) in enumerate(batches):
             if self.cfg.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=self.noise_generator)
             noisy = x if self.noise is None else self.noise.apply(x, self.noise_generator, clip)
             weights = self.kl_weights(self.state.epoch + step / steps)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                terms = self._loss(noisy, x, weights, data.labels(index, model))
-            loss = terms.loss.mean()
+                terms = self._loss(noisy, x, weights, y)
+            # This rank's sum over the global batch size, times the world size: DDP averages the
+            # ranks' gradients, which then equal the gradient of the global batch's mean loss.
+            loss = terms.loss.mean() if world.size == 1 else terms.loss.sum() * (world.size / n_global)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             with torch.no_grad():
-                sums += torch.stack([terms.loss.sum(), terms.recon.sum(), terms.kl.sum()])
+                sums += torch.stack([terms.loss.sum(), terms.recon.sum(), terms.kl.sum(),
+                                     torch.tensor(float(len(x)), device=self.device)])
                 if terms.kl_per_dim is not None:
                     kl_dims = terms.kl_per_dim.sum(0) + (0 if kl_dims is None else kl_dims)
             if progress is not None:
-                progress.update(x.shape[0])
+                progress.update(len(x) * world.size)
                 if step % 10 == 0:
-                    progress.set_postfix(loss=f"{loss.item():.2f}", refresh=False)
-        loss, recon, kl = (sums / n).tolist()
+                    progress.set_postfix(loss=f"{loss.item() / world.size:.2f}", refresh=False)
+        if world.size > 1:
+            sums = world.all_reduce(sums.double().cpu())
+            if kl_dims is not None:
+                kl_dims = world.all_reduce(kl_dims.double().cpu())
+        loss, recon, kl, count = sums.tolist()
         if not math.isfinite(loss):
             raise VaekitError(f"training diverged (loss {loss}); lower --lr (now {self.cfg.lr}) or check "
                               "the data's scale")
-        return {"loss": loss, "recon": recon, "kl": kl,
-                "kl_per_dim": None if kl_dims is None else (kl_dims / n).tolist()}
+        return {"loss": loss / count, "recon": recon / count, "kl": kl / count, "samples": count,
+                "kl_per_dim": None if kl_dims is None else (kl_dims / count).tolist()}
 
-    def fit(self, train: Dataset, val: Dataset | None) -> TrainState:
+    def loading(self, data) -> Loading:
+        """How this rank reads ``data``. Streamed data is read ahead by DataLoader workers: as many
+        as configured, else as many as pay off for the source (one for files, a few for image
+        folders, whose decoding is the work), leaving a core for training."""
+        cfg, world = self.cfg, self.world
+        workers = 0
+        if isinstance(data, LazyDataset):
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            spare = max(1, cpus // max(1, world.local_size) - 1)
+            workers = cfg.workers if cfg.workers is not None else min(data.source.parallel_reads, spare)
+        return Loading(batch_size=cfg.batch_size, rank=world.rank, world_size=world.size,
+                       budget=cfg.memory_budget or default_memory_budget(world.local_size), workers=workers)
+
+    def fit(self, train, val) -> TrainState:
         from tqdm.auto import tqdm
 
+        world = self.world
         train, val = train.resident(self.device), (val.resident(self.device) if val is not None else None)
         cfg = self.cfg
+        show = cfg.progress and world.is_main
         while (self.state.epoch < cfg.epochs and not self.state.stopped_early
                and (cfg.time_budget is None or self.state.seconds < cfg.time_budget)):
             epoch = self.state.epoch + 1
             # disable=None: a live bar on a terminal, none in logs (the per-epoch line stays)
             bar = tqdm(total=len(train), unit="sample", leave=False, file=sys.stderr, disable=None,
-                       desc=f"epoch {epoch}/{cfg.epochs}") if cfg.progress else None
+                       desc=f"epoch {epoch}/{cfg.epochs}") if show else None
             t0 = time.perf_counter()
-            tr = self.train_epoch(train, bar)
-            seconds = time.perf_counter() - t0
-            self.state.seconds += seconds
-            if bar is not None:
-                bar.close()
-            va = mean_terms(self.model, val, noise=self.noise) if val is not None else None
+            with lost_contact(world, f"; the run folder keeps epoch {self.state.epoch}, continue with --resume"):
+                tr = self.train_epoch(train, bar)
+                # every rank must see the same time, or they would disagree about the budget
+                seconds = world.all_reduce(torch.tensor([time.perf_counter() - t0], dtype=torch.float64),
+                                           op="max").item()
+                self.state.seconds += seconds
+                if bar is not None:
+                    bar.close()
+                va = mean_terms(self.model, val, noise=self.noise, world=world) if val is not None else None
             watched = (va or tr)["loss"]
             improved = watched < self.state.best_loss
             if improved:
@@ -224,9 +317,10 @@ class Trainer:
                        "recon": tr["recon"], "kl": tr["kl"], "kl_per_dim": tr["kl_per_dim"],
                        "kl_weight": self.kl_weights(epoch).beta,
                        "val_recon": va and va["recon"], "val_kl": va and va["kl"],
-                       "seconds": seconds, "samples_per_s": len(train) / seconds,
-                       "device": str(self.device), "precision": "bf16" if self.bf16 else "fp32"}
-            if cfg.progress:
+                       "seconds": seconds, "samples_per_s": tr["samples"] / seconds,
+                       "device": str(self.device), "precision": "bf16" if self.bf16 else "fp32",
+                       "world_size": world.size}
+            if show:
                 val_text = f"  val {va['loss']:.2f}" if va else ""
                 tqdm.write(f"epoch {epoch}/{cfg.epochs}  train {tr['loss']:.2f}{val_text}  "
                            f"({metrics['samples_per_s']:,.0f} samples/s)"

@@ -1,22 +1,32 @@
-"""Data specs -> in-memory datasets.
+"""Data specs -> datasets, in memory or read on demand.
 
 A spec is a bundled name (``mnist-5k``, ``digits``), a downloadable name (``mnist``,
 ``fashion-mnist``, ``kmnist``, ``cifar10``; add ``:test`` for the test split), or a path:
-an IDX folder, an image folder, ``.npy``, ``.npz`` or ``.csv``.
+an IDX folder, an image folder, ``.npy``, ``.npz``, ``.csv``, or a Parquet file or folder.
+
+``open_source`` resolves a spec without reading its samples (a ``.npy`` is memory-mapped,
+an image folder only has its headers read, a Parquet table only its metadata);
+``load_dataset`` reads everything into memory; ``open_dataset`` does whichever the memory
+budget allows.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 from ..errors import VaekitError
 from .bundled import BUNDLED, DOWNLOADS, load_cifar10, load_digits, load_idx_download, load_mnist_5k
 from .dataset import Dataset, from_arrays
-from .files import load_csv, load_npy, load_npz
+from .files import load_csv, load_npz
 from .idx import idx_pairs, load_idx_folder
-from .images import is_image_folder, load_image_folder
+from .images import ImageFolderSource, is_image_folder
+from .lazy import LazyDataset
+from .parquet import ParquetSource, is_parquet_folder
+from .source import MemorySource, NpySource, Source
 
-__all__ = ["Dataset", "as_dataset", "from_arrays", "load_dataset", "parse_image_size"]
+__all__ = ["Dataset", "LazyDataset", "Source", "as_dataset", "from_arrays", "load_dataset", "open_dataset",
+           "open_lazy", "open_source", "parse_image_size", "parse_size", "default_memory_budget"]
 
 PARTS = ("train", "test")
 
@@ -43,45 +53,99 @@ def _split_part(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
-def load_dataset(spec: str, image_size: tuple[int, int] | None = None) -> Dataset:
-    """Resolve a data spec (see the module docstring) into a :class:`Dataset`."""
+def open_source(spec: str, image_size: tuple[int, int] | None = None) -> Source:
+    """Resolve a data spec (see the module docstring) into a :class:`Source`, reading no samples
+    where the format allows it."""
     spec = str(spec)
     path = Path(spec).expanduser()
     part = None
     if not path.exists():
         base, part = _split_part(spec)
         if base in BUNDLED and part is None:
-            return load_mnist_5k() if base == "mnist-5k" else load_digits()
+            return MemorySource(load_mnist_5k() if base == "mnist-5k" else load_digits())
         if base in DOWNLOADS:
-            return load_cifar10(part or "train") if base == "cifar10" else load_idx_download(base, part or "train")
+            return MemorySource(load_cifar10(part or "train") if base == "cifar10" else
+                                load_idx_download(base, part or "train"))
         path = Path(base).expanduser()
         if not path.exists():
             if "/" in spec or "\\" in spec or path.suffix:
                 raise VaekitError(f"{spec}: no such file or folder; check the path")
             raise VaekitError(
                 f"unknown dataset {spec!r}; use one of {', '.join(BUNDLED + DOWNLOADS)} or a path to an "
-                "IDX folder, image folder, .npy, .npz or .csv file")
-
-    if path.is_dir():
-        if idx_pairs(path):
-            return load_idx_folder(path, part)
-        if is_image_folder(path):
-            return load_image_folder(path, image_size)
-        raise VaekitError(f"{path}: the folder holds no IDX files and no PNG/JPEG images")
-    loaders = {".npy": load_npy, ".npz": load_npz, ".csv": load_csv}
-    loader = loaders.get(path.suffix.lower())
-    if loader is None:
-        raise VaekitError(f"{path}: unsupported file type {path.suffix!r}; use .npy, .npz, .csv, an IDX "
-                          "folder or an image folder")
+                "IDX folder, image folder, .npy, .npz, .csv or Parquet file")
     try:
-        return loader(path)
+        if path.is_dir():
+            if idx_pairs(path):
+                return MemorySource(load_idx_folder(path, part))
+            if is_image_folder(path):
+                return ImageFolderSource(path, image_size)
+            if is_parquet_folder(path):
+                return ParquetSource(path)
+            raise VaekitError(f"{path}: the folder holds no IDX files, no PNG/JPEG images and no Parquet files")
+        suffix = path.suffix.lower()
+        if suffix == ".npy":
+            return NpySource(path)
+        if suffix == ".parquet":
+            return ParquetSource(path)
+        loaders = {".npz": load_npz, ".csv": load_csv}
+        if suffix not in loaders:
+            raise VaekitError(f"{path}: unsupported file type {path.suffix!r}; use .npy, .npz, .csv, .parquet, "
+                              "an IDX folder or an image folder")
+        return MemorySource(loaders[suffix](path))
     except PermissionError:
         raise VaekitError(f"{path}: permission denied; make the file readable") from None
 
 
+def open_lazy(spec: str, image_size: tuple[int, int] | None = None) -> LazyDataset:
+    """The data of a spec, read a chunk at a time as it is used."""
+    return LazyDataset(open_source(spec, image_size))
+
+
+def load_dataset(spec: str, image_size: tuple[int, int] | None = None) -> Dataset:
+    """Resolve a data spec (see the module docstring) into an in-memory :class:`Dataset`."""
+    return open_source(spec, image_size).load()
+
+
+def parse_size(text) -> int:
+    """'512M', '2G', '1.5GB' or a number of bytes -> bytes."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    raw = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (raw[:-1], raw[-1]) if raw and raw[-1] in units else (raw, "")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        value = -1.0
+    if not value > 0 or not math.isfinite(value):
+        raise VaekitError(f"--memory-budget must be a size such as 512M or 2G, got {text!r}")
+    return int(value)
+
+
+def default_memory_budget(processes: int = 1) -> int:
+    """A quarter of the memory available now, shared by this machine's ``processes``."""
+    import psutil
+
+    return psutil.virtual_memory().available // 4 // max(1, processes)
+
+
+def format_size(n: int) -> str:
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{n}B"
+
+
+def open_dataset(spec, image_size: tuple[int, int] | None, budget: int) -> tuple[Dataset | LazyDataset, str]:
+    """The data of ``spec`` in memory if it fits ``budget`` bytes, else read on demand; and why."""
+    source = spec if isinstance(spec, Source) else open_source(spec, image_size)
+    size, limit = format_size(source.nbytes), format_size(budget)
+    if isinstance(source, MemorySource) or source.nbytes <= budget:
+        return source.load(), f"in memory: {size} of data within the {limit} memory budget"
+    return LazyDataset(source), f"streamed: {size} of data exceeds the {limit} memory budget"
+
+
 def as_dataset(data, image_size: tuple[int, int] | None = None, name: str = "array") -> Dataset:
     """A spec (str or Path), a :class:`Dataset`, or an array / tensor in a data layout -> Dataset."""
-    if isinstance(data, Dataset):
+    if isinstance(data, (Dataset, LazyDataset)):
         return data
     if isinstance(data, (str, os.PathLike)):
         return load_dataset(str(data), image_size)

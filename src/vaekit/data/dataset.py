@@ -50,6 +50,28 @@ class Dataset:
             return x.float().mul_(1.0 / 255.0)
         return x.float()
 
+    @property
+    def nbytes(self) -> int:
+        return self.x.numel() * self.x.element_size()
+
+    def chunks(self, size: int = 4096):
+        """(start, samples) over the whole dataset in order, ``size`` rows at a time."""
+        for start in range(0, len(self), size):
+            yield start, self.batch(slice(start, start + size))
+
+    def epoch_order(self, generator: torch.Generator, loading=None) -> torch.Tensor:
+        """This epoch's order: a permutation of all samples (everything is in memory, so the
+        whole set is one window)."""
+        return torch.randperm(len(self), generator=generator)
+
+    def local_batches(self, order: torch.Tensor, loading, device=None, with_labels: bool = False):
+        """This rank's part of each global batch of ``order`` (see
+        :func:`vaekit.data.lazy.global_batches`): (samples, labels or None, global batch size)."""
+        from .lazy import global_batches
+
+        for index, n in global_batches(order.to(self.x.device), loading):
+            yield self.batch(index), (self.require_labels()[index] if with_labels else None), n
+
     def require_labels(self) -> torch.Tensor:
         if self.y is None:
             raise VaekitError(f"{self.name} has no labels, but a conditional model (cvae) needs them; give "
@@ -144,49 +166,64 @@ def from_layout(x: np.ndarray, layout: str) -> np.ndarray:
     return x
 
 
-def from_arrays(x, y=None, *, name: str, columns=None) -> Dataset:
-    """Validate user arrays and turn them into a :class:`Dataset`.
+def layout_of(shape: tuple[int, ...], dtype, name: str) -> str:
+    """The layout of data of this (N, ...) shape and dtype, or a clear error.
 
-    Accepted layouts: (N, D) tabular, (N, H, W) grayscale, (N, H, W, C) with C in {1, 3}.
+    Accepted: (N, D) tabular, (N, H, W) grayscale, (N, H, W, C) with C in {1, 3}; numbers only.
     """
-    x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise VaekitError(f"{name}: data must be numeric, got dtype {x.dtype}; convert it to numbers first")
-    if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
+    dtype = np.dtype(dtype)
+    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
+        raise VaekitError(f"{name}: data must be numeric, got dtype {dtype}; convert it to numbers first")
+    if len(shape) == 0 or shape[0] == 0 or 0 in shape:
         raise VaekitError(f"{name}: the dataset is empty; give a file with at least one sample")
-    if x.ndim == 2:
-        layout = TABULAR
-    elif x.ndim == 3:
-        layout = GRAY
-    elif x.ndim == 4 and x.shape[-1] in (1, 3):
-        layout = CHANNEL_LAST
-    elif x.ndim == 4:
-        hint = " (it looks channel-first: transpose it to (N, H, W, C))" if x.shape[1] in (1, 3) else ""
-        raise VaekitError(f"{name}: images of shape {x.shape[1:]} are not channel-last with 1 or 3 "
+    if len(shape) == 2:
+        return TABULAR
+    if len(shape) == 3:
+        return GRAY
+    if len(shape) == 4 and shape[-1] in (1, 3):
+        return CHANNEL_LAST
+    if len(shape) == 4:
+        hint = " (it looks channel-first: transpose it to (N, H, W, C))" if shape[1] in (1, 3) else ""
+        raise VaekitError(f"{name}: images of shape {tuple(shape[1:])} are not channel-last with 1 or 3 "
                           f"channels{hint}")
-    else:
-        raise VaekitError(f"{name}: expected (N, D), (N, H, W) or (N, H, W, C) data, got shape {x.shape}")
+    raise VaekitError(f"{name}: expected (N, D), (N, H, W) or (N, H, W, C) data, got shape {tuple(shape)}")
 
+
+def model_rows(x: np.ndarray, layout: str, name: str, first_row: int = 0) -> np.ndarray:
+    """Rows in the user's layout as a contiguous array in the model's: uint8 stays uint8, other
+    numbers become float32, checked to be finite (``first_row`` numbers the rows in errors)."""
     if x.dtype != np.uint8:
         x = x.astype(np.float32)
         finite = np.isfinite(x)
         if not finite.all():
             bad = np.argwhere(~finite)[0]
             raise VaekitError(f"{name}: {int((~finite).sum())} NaN or infinite values (first in sample "
-                              f"{bad[0]}); remove or impute them before training")
+                              f"{first_row + bad[0]}); remove or impute them before training")
     x = np.ascontiguousarray(from_layout(x, layout))
     if not x.flags.writeable:  # e.g. np.frombuffer over file bytes; torch wants to own writable memory
         x = x.copy()
-    xt = torch.from_numpy(x)
+    return x
 
-    yt = None
-    if y is not None:
-        y = np.asarray(y)
-        if y.shape != (x.shape[0],):
-            raise VaekitError(f"{name}: {y.shape[0] if y.ndim else 0} labels for {x.shape[0]} samples; "
-                              "give one label per sample")
-        if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-            raise VaekitError(f"{name}: labels must be whole numbers (class indices)")
-        yt = torch.from_numpy(y.astype(np.int64))
+
+def as_labels(y, n: int, name: str) -> torch.Tensor:
+    """Class indices (n,) as int64, or a clear error."""
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise VaekitError(f"{name}: {y.shape[0] if y.ndim else 0} labels for {n} samples; "
+                          "give one label per sample")
+    if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+        raise VaekitError(f"{name}: labels must be whole numbers (class indices)")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def from_arrays(x, y=None, *, name: str, columns=None) -> Dataset:
+    """Validate user arrays and turn them into a :class:`Dataset`.
+
+    Accepted layouts: (N, D) tabular, (N, H, W) grayscale, (N, H, W, C) with C in {1, 3}.
+    """
+    x = np.asarray(x)
+    layout = layout_of(x.shape, x.dtype, name)
+    xt = torch.from_numpy(model_rows(x, layout, name))
+    yt = None if y is None else as_labels(y, x.shape[0], name)
     return Dataset(x=xt, y=yt, layout=layout, name=name,
                    columns=tuple(columns) if columns is not None else None)

@@ -1,4 +1,4 @@
-"""Loaders for a user's own array files: .npy, .npz and .csv."""
+"""Loaders for a user's own array files read whole: .npz and .csv (.npy: see source.py)."""
 from __future__ import annotations
 
 import csv
@@ -11,17 +11,6 @@ from ..errors import VaekitError
 from .dataset import Dataset, from_arrays
 
 LABEL_COLUMNS = ("label", "y")
-
-
-def load_npy(path: Path) -> Dataset:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except ValueError as e:  # object arrays need pickle, which we never load
-        raise VaekitError(f"{path}: cannot read it as a numeric .npy array ({e}); save it with np.save "
-                          "from a numeric array") from None
-    except OSError as e:
-        raise VaekitError(f"{path}: not a readable .npy file ({e})") from None
-    return from_arrays(x, name=str(path))
 
 
 def load_npz(path: Path) -> Dataset:

@@ -1,0 +1,148 @@
+"""Tables in Parquet: one file, or a folder of files with the same columns, read in row groups.
+
+Numeric columns are the features; a column named ``label`` or ``y`` holds the labels (class
+names are numbered in sorted order, as for CSV). Needs pyarrow (``pip install
+'vaekit[parquet]'``), imported only when a Parquet file is opened or written.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VaekitError
+from .dataset import TABULAR, model_rows
+from .source import Source
+
+LABEL_COLUMNS = ("label", "y")
+
+
+def pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise VaekitError("Parquet files need pyarrow; pip install 'vaekit[parquet]'") from None
+    return pyarrow
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The file itself, or every ``*.parquet`` file under the folder, in sorted order."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+        if not files:
+            raise VaekitError(f"{path}: the folder holds no .parquet files")
+        return files
+    return [path]
+
+
+def is_parquet_folder(path: Path) -> bool:
+    return path.is_dir() and any(path.rglob("*.parquet"))
+
+
+class ParquetSource(Source):
+    """Rows of one or more Parquet files; a read decodes only the row groups it touches."""
+
+    def __init__(self, path: Path):
+        pa = pyarrow()
+        self.name = str(path)
+        self.files = [str(f) for f in parquet_files(path)]
+        schema, groups = None, []
+        for f in self.files:
+            meta = self._open(f).metadata
+            if schema is None:
+                schema = meta.schema.to_arrow_schema()
+            elif meta.schema.to_arrow_schema().names != schema.names:
+                raise VaekitError(f"{f}: its columns differ from those of {self.files[0]}; every file of a "
+                                  "Parquet folder needs the same columns")
+            groups += [(f, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
+        groups = [g for g in groups if g[2] > 0]
+        if not groups:
+            raise VaekitError(f"{path}: the dataset is empty; give a file with at least one row")
+        names = schema.names
+        label = next((c for c in names if c.strip().lower() in LABEL_COLUMNS), None)
+        features = [c for c in names if c != label]
+        bad = [c for c in features if not _is_numeric(pa, schema.field(c).type)]
+        if bad:
+            raise VaekitError(f"{path}: column(s) {', '.join(map(repr, bad))} are not numeric; drop them or "
+                              "encode them as numbers")
+        if not features:
+            raise VaekitError(f"{path}: no feature columns besides the label")
+        self.features, self.columns = features, tuple(c.strip() for c in features)
+        self.groups = [(f, g) for f, g, _ in groups]
+        self.bounds = np.cumsum([0] + [n for _, _, n in groups])
+        self.layout, self.sample_shape, self.dtype = TABULAR, (len(features),), np.dtype(np.float32)
+        self.labels = None if label is None else self._labels(label)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __getstate__(self):  # workers start with an empty cache
+        return {**self.__dict__, "_cache": {}}
+
+    def _open(self, file: str):
+        try:
+            return pyarrow().parquet.ParquetFile(file)
+        except (OSError, ValueError) as e:
+            raise VaekitError(f"{file}: not a readable Parquet file ({e})") from None
+
+    def _labels(self, column: str) -> np.ndarray:
+        pq = pyarrow().parquet
+        raw = np.concatenate([pq.read_table(f, columns=[column]).column(0).to_numpy(zero_copy_only=False)
+                              for f in self.files])
+        if raw.dtype.kind in "iub":
+            return raw.astype(np.int64)
+        if raw.dtype.kind == "f" and np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)):
+            return raw.astype(np.int64)
+        if raw.dtype.kind == "f":
+            raise VaekitError(f"{self.name}: labels must be whole numbers (class indices)")
+        names, index = np.unique(raw.astype(str), return_inverse=True)  # class names, in sorted order
+        return index.astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.bounds[-1])
+
+    def block_bounds(self) -> np.ndarray:
+        return self.bounds  # a row group is decoded whole, so it is the natural block
+
+    def _group(self, g: int) -> np.ndarray:
+        """Row group ``g`` as float32 (rows, features); the last two are kept for the next read."""
+        if g not in self._cache:
+            file, index = self.groups[g]
+            table = self._open(file).read_row_group(index, columns=self.features)
+            x = np.column_stack([table.column(i).to_numpy(zero_copy_only=False) for i in range(table.num_columns)])
+            self._cache[g] = model_rows(x, TABULAR, self.name, int(self.bounds[g]))
+            while len(self._cache) > 2:
+                self._cache.pop(next(iter(self._cache)))
+        return self._cache[g]
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), *self.sample_shape), np.float32)
+        which = np.searchsorted(self.bounds, rows, side="right") - 1
+        for g in np.unique(which):
+            at = which == g
+            out[at] = self._group(int(g))[rows[at] - self.bounds[g]]
+        return out
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        stop = min(stop, len(self))
+        parts = []
+        first = int(np.searchsorted(self.bounds, start, side="right") - 1)
+        for g in range(first, len(self.groups)):
+            lo, hi = int(self.bounds[g]), int(self.bounds[g + 1])
+            if lo >= stop:
+                break
+            parts.append(self._group(g)[max(start, lo) - lo:min(stop, hi) - lo])
+        return np.concatenate(parts)  # a copy: callers may change it, the cache must not change
+
+
+def _is_numeric(pa, t) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+
+
+def write_parquet(path, x: np.ndarray, columns, labels: np.ndarray | None = None, row_group_rows: int = 1 << 16):
+    """Rows (N, D) as a Parquet table (a label column last, if given)."""
+    pa = pyarrow()
+    arrays = {str(c): x[:, i] for i, c in enumerate(columns)}
+    if labels is not None:
+        arrays["label"] = labels
+    pa.parquet.write_table(pa.table(arrays), path, row_group_size=row_group_rows)
