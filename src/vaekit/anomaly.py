@@ -122,9 +122,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _dataset(self, X, fitting: bool):
         """X validated as a vaekit Dataset (raw values); when fitting, also the shape, column
         names and standardisation statistics that later data must match."""
-        from .data import Dataset, from_arrays
+        from .data import Dataset, LazyDataset, from_arrays
 
-        if isinstance(X, Dataset):
+        if fitting and isinstance(X, LazyDataset):
+            X = X.load()  # training reads every row many times: it needs them in memory
+        if isinstance(X, (Dataset, LazyDataset)):
             ds, names = X, (list(X.columns) if X.columns else None)
         else:
             names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
@@ -159,9 +161,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     # -- scikit-learn API ---------------------------------------------------------------------
     def fit(self, X, y=None):
-        """Train on X (labels, if given, are ignored) and set the threshold from ``contamination``."""
+        """Train on X (labels, if given, are ignored) and set the threshold from ``contamination``.
+
+        Started by torchrun, every process calls this with the same X; they train one model
+        together (DistributedDataParallel) and end with the same fitted detector.
+        """
         import torch
 
+        from . import distributed
         from .config import ModelConfig, TrainConfig
         from .models import build_model
         from .training import Trainer, resolve_device
@@ -184,7 +191,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             likelihood=self._likelihood(ds.kind, lo, hi),
             input_shape=ds.sample_shape)
         self.model_config_.validate()
-        device = resolve_device(self.device)
+        world = distributed.join()
+        device = distributed.device_for(resolve_device(self.device), world)
         torch.manual_seed(self.seed_)
         net = build_model(self.model_config_)
         val_fraction = (0.1 if len(ds) >= 1000 else 0.0) if self.val_fraction == "auto" else self.val_fraction
@@ -199,13 +207,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         batch_size = auto["batch_size"] if self.batch_size == "auto" else self.batch_size
         cfg = TrainConfig(epochs=auto["epochs"] if self.epochs == "auto" else self.epochs,
                           batch_size=min(batch_size, len(train)), lr=auto["lr"] if self.lr == "auto" else self.lr,
-                          seed=self.seed_, patience=self.patience, device=str(device), precision="fp32",
-                          noise=self.noise, progress=bool(self.verbose))
+                          seed=self.seed_, patience=self.patience, device=device.type, precision="fp32",
+                          noise=self.noise, progress=bool(self.verbose) and world.is_main, world_size=world.size)
         self.train_config_ = cfg
-        Trainer(net, cfg, device, on_epoch=keep_best).fit(train, val)
+        Trainer(net, cfg, device, on_epoch=keep_best, world=world).fit(train, val)
         net.load_state_dict(best["state"])
         self.net_ = net.eval()
-        self.decision_scores_ = self._scores(raw)
+        self.decision_scores_ = self._scores(raw, world)
         self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
@@ -240,19 +248,31 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             return self.score
         return "elbo" if self.model == "vae" and self.kind_ == "tabular" else "recon"
 
-    def _scores(self, ds, chunk: int = 4096) -> np.ndarray:
-        """Scores of raw data in chunks (standardised chunk by chunk), so a million rows never
+    def score_chunks(self, X, chunk: int = 4096):
+        """Scores of X (an array, a DataFrame or a vaekit dataset, which may be read on demand)
+        a chunk at a time, in order: the way to score data larger than memory."""
+        check_is_fitted(self, "net_")
+        yield from self._score_chunks(self._dataset(X, fitting=False), chunk)
+
+    def _score_chunks(self, ds, chunk: int = 4096):
+        """Scores of raw data chunk by chunk (standardised chunk by chunk), so a million rows never
         hold their intermediates, or a standardised copy, all at once."""
         import torch
 
         device = next(self.net_.parameters()).device
         eps = score_draws(self).to(device)
-        out = []
         with torch.no_grad():
-            for start in range(0, len(ds), chunk):
-                x = self._standardise(ds.batch(slice(start, start + chunk)).to(device))
-                out.append(row_scores(self.net_, x, self.score_, eps).cpu())
-        return torch.cat(out).double().numpy()
+            for _, x in ds.chunks(chunk):
+                yield row_scores(self.net_, self._standardise(x.to(device)), self.score_, eps).double().cpu().numpy()
+
+    def _scores(self, ds, world=None) -> np.ndarray:
+        """Scores of all of ``ds``; under torchrun each rank scores its share and all get all."""
+        from .data import shard
+
+        if world is None or world.size == 1:
+            return np.concatenate(list(self._score_chunks(ds)))
+        mine = np.concatenate([np.zeros(0), *self._score_chunks(shard(ds, world))])
+        return np.concatenate(world.all_gather(mine))
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path) -> Path:

@@ -17,7 +17,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 (and some writers recreate the file)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600 (and some writers recreate the file)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -25,7 +25,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

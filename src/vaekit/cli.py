@@ -1,7 +1,8 @@
 """The ``vaekit`` command line: a table of commands, each in its own module.
 
 Command modules import torch only inside ``run``, so ``vaekit --help`` and every
-command's ``--help`` stay fast.
+command's ``--help`` stay fast. Under torchrun every process runs the same command; the
+library decides what each rank does, and rank 0 alone prints results.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import importlib
 import sys
 
 from . import __version__
+from .distributed import PeerError, leave
 from .errors import VaekitError
 
 # name -> (module in vaekit.commands, one-line summary); aliases point at the same module.
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
+    except PeerError:  # under torchrun: another rank failed and printed why
+        return 2
     except VaekitError as e:
         print(f"vaekit {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vaekit {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        leave()
 
 
 if __name__ == "__main__":

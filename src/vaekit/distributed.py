@@ -12,6 +12,7 @@ others with one clear error instead of a job that never finishes.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,6 +41,10 @@ class World:
 
     def __str__(self) -> str:
         return f"rank {self.rank} of {self.size}"
+
+    def part(self, n: int) -> range:
+        """This rank's contiguous share of ``n`` rows (all of them in a single process)."""
+        return range(n * self.rank // self.size, n * (self.rank + 1) // self.size)
 
     # -- collectives (no-ops in a single process) --------------------------------------------
     def all_reduce(self, tensor, op: str = "sum"):
@@ -206,5 +211,7 @@ class lost_contact:
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
+    """The gist of a backend's error: its first sentence, without the C++ source location."""
+    text = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip())  # gloo: "[/path/pair.cc:553] Connection closed..."
+    text = text.splitlines()[0] if text else type(e).__name__
+    return text.split(". ")[0][:160]

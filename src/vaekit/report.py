@@ -172,15 +172,16 @@ def write_run_report(run, data=None) -> Path:
     return atomic_write(Path(run.path) / REPORT, lambda tmp: Path(tmp).write_text(text))
 
 
-def write_detector_report(detector, folder: Path, data=None, name: str = "") -> Path:
-    text = build_detector_report(detector, folder, data, name)
+def write_detector_report(detector, folder: Path, data=None, name: str = "", scores=None) -> Path:
+    text = build_detector_report(detector, folder, data, name, scores)
     return atomic_write(Path(folder) / REPORT, lambda tmp: Path(tmp).write_text(text))
 
 
 # -- anomaly detectors -------------------------------------------------------------------------
-def build_detector_report(detector, folder: Path, data=None, name: str = "") -> str:
-    """Training scores with the threshold; with ``data`` (a Dataset), its scores, and when it
-    has 0/1 labels, ROC/PR curves; the most anomalous inputs beside their reconstructions."""
+def build_detector_report(detector, folder: Path, data=None, name: str = "", scores=None) -> str:
+    """Training scores with the threshold; with ``data`` (a Dataset), its scores (``scores``
+    if already computed), and when it has 0/1 labels, ROC/PR curves; the most anomalous
+    inputs beside their reconstructions."""
     rows = [("detector folder", folder), ("model", f"{detector.model} ({detector.model_config_.arch})"),
             ("score", detector.score_), ("contamination", detector.contamination),
             ("threshold", detector.threshold_), ("input shape", detector.sample_shape_),
@@ -189,7 +190,7 @@ def build_detector_report(detector, folder: Path, data=None, name: str = "") -> 
                 ("Training scores", figure(plots.score_histogram(detector.decision_scores_, detector.threshold_)))]
     if data is not None:
         ds = data
-        scores = detector.decision_function(ds)
+        scores = detector.decision_function(ds) if scores is None else scores
         binary = ds.y is not None and set(ds.y.unique().tolist()) <= {0, 1}
         labels = ds.y.numpy().astype(int) if binary else None  # 1 = anomaly; class labels are not that
         sections.append((f"Scores on {name or 'the data'}", figure(plots.score_histogram(scores, detector.threshold_,

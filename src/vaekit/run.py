@@ -77,16 +77,16 @@ class Run:
         return ds
 
     def chunks(self, ds, fn, batch_size: int = 4096):
-        """``fn(x, y)`` over a dataset from :meth:`dataset`, one NumPy array per chunk of rows, in
-        order (y: labels for a conditional model, else None): bounded memory for any size."""
+        """(start, ``fn(x, y)`` as a NumPy array) over a dataset from :meth:`dataset`, chunk by
+        chunk in order (y: labels for a conditional model, else None): bounded memory for any size."""
         with torch.no_grad():
             for start, x in ds.chunks(batch_size):
                 y = ds.labels(slice(start, start + batch_size), self.model)
-                yield fn(x.to(self.device), None if y is None else y.to(self.device)).cpu().numpy()
+                yield start, fn(x.to(self.device), None if y is None else y.to(self.device)).cpu().numpy()
 
     def _batches(self, data, fn, batch_size: int = 1024) -> np.ndarray:
         """``fn(x, y)`` over the data in batches, concatenated."""
-        return np.concatenate(list(self.chunks(self.dataset(data), fn, batch_size)))
+        return np.concatenate([out for _, out in self.chunks(self.dataset(data), fn, batch_size)])
 
     def _label_tensor(self, label: int | None, n: int) -> torch.Tensor | None:
         """Labels for generating with a conditional model: ``label`` for all, or each class in turn."""
@@ -341,7 +341,7 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
                 if metrics.get(key) is not None:
                     board.add_scalar(key, metrics[key], metrics["epoch"])
 
-    trainer = Trainer(model, config.train, device, on_epoch=on_epoch, world=world)
+    trainer = Trainer(model, config.train, device, on_epoch=on_epoch, world=world, run_folder=folder.path)
     if state is not None:
         trainer.load_state_dict(state)
     trainer.fit(train_data, val_data)
@@ -459,4 +459,4 @@ def load(run_dir, device: str = "auto") -> Run:
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise VaekitError(f"{folder.file(CONFIG)} describes no buildable model ({e}); retrain the run") from None
     folder.load_weights(model)
-    return Run(model, config, folder.path, resolve_device(device))
+    return Run(model, config, folder.path, distributed.device_for(resolve_device(device), distributed.current()))

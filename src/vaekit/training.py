@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import LazyDataset, default_memory_budget
+from .data import LazyDataset, default_memory_budget, shard
 from .data.lazy import Loading
 from .distributed import SINGLE, World, lost_contact
 from .errors import VaekitError
@@ -72,14 +72,6 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
 
 
 VALIDATION_NOISE_SEED = 12345  # the same corruptions every epoch, so validation losses compare
-
-
-def shard(data, world):
-    """This rank's contiguous share of ``data`` (all of it in a single process)."""
-    if world.size == 1:
-        return data
-    bounds = [len(data) * r // world.size for r in range(world.size + 1)]
-    return data.subset(torch.arange(bounds[world.rank], bounds[world.rank + 1]))
 
 
 @torch.no_grad()
@@ -145,8 +137,9 @@ class Trainer:
     """
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device, on_epoch=None,
-                 world: World = SINGLE):
+                 world: World = SINGLE, run_folder=None):
         self.model = model.to(device)
+        self.run_folder = run_folder  # where the checkpoints go, named in errors that say how to resume
         self.cfg = cfg
         self.device = device
         self.world = world
@@ -295,7 +288,9 @@ class Trainer:
             bar = tqdm(total=len(train), unit="sample", leave=False, file=sys.stderr, disable=None,
                        desc=f"epoch {epoch}/{cfg.epochs}") if show else None
             t0 = time.perf_counter()
-            with lost_contact(world, f"; the run folder keeps epoch {self.state.epoch}, continue with --resume"):
+            hint = "" if self.run_folder is None else \
+                f"; {self.run_folder} keeps epoch {self.state.epoch}: continue with --resume {self.run_folder}"
+            with lost_contact(world, hint):
                 tr = self.train_epoch(train, bar)
                 # every rank must see the same time, or they would disagree about the budget
                 seconds = world.all_reduce(torch.tensor([time.perf_counter() - t0], dtype=torch.float64),

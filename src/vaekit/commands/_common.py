@@ -10,6 +10,7 @@ from ..atomic import atomic_write
 from ..errors import VaekitError
 
 OUTPUT_SUFFIXES = (".npy", ".png", ".csv")
+ROW_SUFFIXES = (".npy", ".csv", ".parquet")  # outputs written as they are computed
 
 
 def positive_int(text: str) -> int:
@@ -22,6 +23,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN", help="a run folder written by vaekit train")
 
@@ -29,7 +40,7 @@ def add_run(parser: argparse.ArgumentParser) -> None:
 def add_data(parser: argparse.ArgumentParser, required: bool = False, default_help: str = "") -> None:
     parser.add_argument("--data", metavar="SPEC", required=required,
                         help="mnist-5k, digits, mnist[:test], fashion-mnist, kmnist, cifar10, or a path "
-                             "(IDX folder, image folder, .npy, .npz, .csv)" + default_help)
+                             "(IDX folder, image folder, .npy, .npz, .csv, .parquet file or folder)" + default_help)
 
 
 def check_output(path: str, allowed=OUTPUT_SUFFIXES) -> Path:
@@ -67,6 +78,22 @@ def write_array(out: Path, array, layout: str, columns=None, ncol: int | None = 
             np.savetxt(tmp, flat, delimiter=",", header=header, comments="", fmt="%.6g")
 
     atomic_write(out, write)
+
+
+def stream_out(out: Path, ds, chunks, row_shape: tuple[int, ...], columns: list[str], fmt="%.6g",
+               announce: bool = True) -> None:
+    """Write a row output of ``ds`` chunk by chunk (see :mod:`vaekit.outputs`): ``chunks(part)``
+    yields the rows of a share of ``ds``; under torchrun each rank computes its own share.
+    Rank 0 prints the file's name if ``announce``."""
+    from ..data import shard
+    from ..distributed import current
+    from ..outputs import write_rows
+
+    world = current()
+    part = shard(ds, world)
+    write_rows(out, chunks(part), len(ds), world.part(len(ds)).start, row_shape, columns, world, fmt=fmt)
+    if world.is_main and announce:
+        print(out)
 
 
 def print_json(obj) -> None:

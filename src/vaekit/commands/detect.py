@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                        "ROC/PR curves.")
     score.add_argument("run", metavar="RUN", help="a folder written by vaekit detect fit")
     add_data(score, required=True)
-    score.add_argument("--out", required=True, metavar="FILE.csv", help="scores and 0/1 labels, one row each")
+    score.add_argument("--out", required=True, metavar="FILE",
+                       help=".csv or .parquet: a score and a 0/1 label per row, in input order")
     score.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
 
 
@@ -41,21 +42,28 @@ def run(args: argparse.Namespace) -> int:
 def _fit(args) -> int:
     from pathlib import Path
 
+    from .. import distributed
     from ..anomaly import AnomalyDetector
     from ..data import load_dataset
     from ..errors import VaekitError
     from ..runfolder import RunFolder
 
     out = Path(args.out)
-    RunFolder.create(out, resumable=False).path.rmdir()  # refuse an existing folder before training
-    data = load_dataset(args.data)
+    world = distributed.join()
+    # refuse an existing folder before training
+    world.on_main(lambda: RunFolder.create(out, resumable=False).path.rmdir())
+    data = world.agree(lambda: load_dataset(args.data))
     det = AnomalyDetector(model=args.model, contamination=args.contamination, score=args.score,
                           epochs=args.epochs or "auto", random_state=args.seed, device=args.device,
                           verbose=not args.quiet)
     try:
         det.fit(data)
+    except VaekitError:
+        raise
     except ValueError as e:
         raise VaekitError(str(e)) from None
+    if not world.is_main:
+        return 0
     det.save(out)
     from ..report import write_detector_report
 
@@ -67,38 +75,65 @@ def _fit(args) -> int:
 
 
 def _score(args) -> int:
+    """Scores written as they are computed (any size; under torchrun each process scores its
+    share); with 0/1 labels, the metrics and the detector's report on rank 0."""
     import numpy as np
 
+    from .. import distributed
     from ..anomaly import AnomalyDetector
-    from ..atomic import atomic_write
-    from ..data import load_dataset
+    from ..data import open_lazy
 
-    out = check_output(args.out, allowed=(".csv",))
+    out = check_output(args.out, allowed=(".csv", ".parquet"))
+    world = distributed.join()
     det = AnomalyDetector.load(args.run)
-    data = load_dataset(args.data)
-    scores = det.decision_function(data)
-    labels = (scores > det.threshold_).astype(int)
-    atomic_write(out, lambda tmp: np.savetxt(tmp, np.column_stack([scores, labels]), delimiter=",",
-                                             header="score,label", comments="", fmt=["%.8g", "%d"]))
-    metrics = {"n": len(scores), "flagged": int(labels.sum()), "threshold": det.threshold_}
-    if data.y is not None and set(data.y.unique().tolist()) <= {0, 1}:  # 1 = anomaly; class labels don't count
+    data = open_lazy(args.data)
+    det._dataset(data, fitting=False)  # the shape and columns must match before any work
+    y = data.y
+    binary = y is not None and set(np.unique(y.numpy()).tolist()) <= {0, 1}  # 1 = anomaly; class labels don't
+    kept, flagged = [], [0]
+
+    def chunks(part):
+        for scores in det.score_chunks(part):
+            labels = (scores > det.threshold_).astype(np.int64)
+            flagged[0] += int(labels.sum())
+            if binary:
+                kept.append(scores)
+            yield {"score": scores, "label": labels}
+
+    from ._common import stream_out
+
+    stream_out(out, data, chunks, (2,), ["score", "label"], fmt=["%.8g", "%d"], announce=not args.json)
+    flagged = int(world.all_reduce(torch_tensor(flagged[0])).item())
+    scores = None
+    if binary:
+        scores = np.concatenate([np.zeros(0), *kept])
+        scores = np.concatenate(world.all_gather(scores)) if world.size > 1 else scores
+    if not world.is_main:
+        return 0
+    metrics = {"n": len(data), "flagged": flagged, "threshold": det.threshold_}
+    if binary:
         from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-        y = data.y.numpy().astype(int)
+        y = y.numpy().astype(int)
         if 0 < y.sum() < len(y):
             metrics.update(auroc=float(roc_auc_score(y, scores)), auprc=float(average_precision_score(y, scores)),
-                           f1=float(f1_score(y, labels)))
+                           f1=float(f1_score(y, scores > det.threshold_)))
     if "auroc" in metrics:  # labelled data: the detector's report gains ROC/PR and the worst inputs
         from pathlib import Path
 
         from ..report import write_detector_report
 
-        page = write_detector_report(det, Path(args.run), data, name=args.data)
+        page = write_detector_report(det, Path(args.run), data, name=args.data, scores=scores)
         print(f"report: {page}", file=sys.stderr)
     if args.json:
         print_json(metrics)
     else:
-        print(out)
         for key, value in metrics.items():
             print(f"{key:>10}  {value:.4f}" if isinstance(value, float) else f"{key:>10}  {value}", file=sys.stderr)
     return 0
+
+
+def torch_tensor(value):
+    import torch
+
+    return torch.tensor([value], dtype=torch.float64)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_data, positive_int
+from ._common import add_data, nonnegative_int, positive_int
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -73,6 +73,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                    help="bf16 mixed precision or fp32; auto uses bf16 where the hardware has it (default)")
+    p.add_argument("--memory-budget", metavar="SIZE",
+                   help="data up to this size (e.g. 2G) is held in memory, larger data is streamed from disk "
+                        "(default: a quarter of the free memory, shared by the processes of this machine)")
+    p.add_argument("--workers", type=nonnegative_int,
+                   help="DataLoader worker processes reading streamed data (default: 1 for files, up to 4 for "
+                        "image folders)")
+    p.add_argument("--dist-timeout", type=float, metavar="SECONDS",
+                   help="under torchrun, how long a process waits for the others before it gives up (default: 300)")
     p.add_argument("--out", metavar="DIR", help="run folder to create (default: runs/<model>-<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue training an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
@@ -83,15 +91,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also log scalars and pictures to RUN/tensorboard (needs the tensorboard package)")
 
 
-OPTIONS = ("model", "k", "beta", "kl_warmup", "free_bits", "arch", "epochs", "batch_size", "lr", "latent_dim", "hidden_dims", "likelihood",
-           "seed", "val_fraction", "patience", "time_budget", "device", "precision", "noise", "binarize")
+OPTIONS = ("model", "k", "beta", "kl_warmup", "free_bits", "arch", "epochs", "batch_size", "lr", "latent_dim",
+           "hidden_dims", "likelihood", "seed", "val_fraction", "patience", "time_budget", "device", "precision", "noise",
+           "binarize", "workers", "dist_timeout")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import parse_image_size
+    from ..data import parse_image_size, parse_size
+    from ..distributed import current
     from ..run import train
 
     options = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
+    if args.memory_budget is not None:
+        options["memory_budget"] = parse_size(args.memory_budget)
     if args.no_standardize:
         options["standardize"] = False
     if args.image_size is not None:
@@ -102,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag):
             options[flag] = True
     result = train(args.data, out=args.out, resume=args.resume, report=not args.no_report, **options)
+    if not current().is_main:
+        return 0  # rank 0 reports for all
     rows = result.metrics()
     kind = "val" if rows[-1]["val_loss"] is not None else "train"
     best = min(rows, key=lambda r: r[f"{kind}_loss"])

@@ -15,6 +15,8 @@ import math
 import os
 from pathlib import Path
 
+import torch
+
 from ..errors import VaekitError
 from .bundled import BUNDLED, DOWNLOADS, load_cifar10, load_digits, load_idx_download, load_mnist_5k
 from .dataset import Dataset, from_arrays
@@ -26,7 +28,7 @@ from .parquet import ParquetSource, is_parquet_folder
 from .source import MemorySource, NpySource, Source
 
 __all__ = ["Dataset", "LazyDataset", "Source", "as_dataset", "from_arrays", "load_dataset", "open_dataset",
-           "open_lazy", "open_source", "parse_image_size", "parse_size", "default_memory_budget"]
+           "open_lazy", "open_source", "parse_image_size", "parse_size", "default_memory_budget", "shard"]
 
 PARTS = ("train", "test")
 
@@ -141,6 +143,14 @@ def open_dataset(spec, image_size: tuple[int, int] | None, budget: int) -> tuple
     if isinstance(source, MemorySource) or source.nbytes <= budget:
         return source.load(), f"in memory: {size} of data within the {limit} memory budget"
     return LazyDataset(source), f"streamed: {size} of data exceeds the {limit} memory budget"
+
+
+def shard(data, world):
+    """``world``'s rank's contiguous share of ``data`` (all of it in a single process)."""
+    if world.size == 1:
+        return data
+    rows = world.part(len(data))
+    return data.subset(torch.arange(rows.start, rows.stop))
 
 
 def as_dataset(data, image_size: tuple[int, int] | None = None, name: str = "array") -> Dataset:
