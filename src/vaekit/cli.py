@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from . import __version__
-from .distributed import PeerError, leave
+from .distributed import PeerError, Stopped, ignore_sigterm, leave, stop_on_sigterm
 from .errors import VaekitError
 
 # name -> (module in vaekit.commands, one-line summary); aliases point at the same module.
@@ -47,23 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stop_on_sigterm()
+    status, message = 2, None
     try:
-        return args.handler(args) or 0
+        status = args.handler(args) or 0
     except PeerError:  # under torchrun: another rank failed and printed why
-        return 2
+        pass
     except VaekitError as e:
-        print(f"vaekit {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        message = f"error: {e}"
     except OSError as e:  # a path the user gave cannot be read or written (permissions, disk full...)
         where = f" ({e.filename})" if e.filename else ""
-        print(f"vaekit {args.command}: error: {e.strerror or e}{where}; check the path and its permissions",
-              file=sys.stderr)
-        return 2
+        message = f"error: {e.strerror or e}{where}; check the path and its permissions"
     except KeyboardInterrupt:
-        print(f"vaekit {args.command}: interrupted", file=sys.stderr)
-        return 130
+        status, message = 130, "interrupted"
+    except Stopped:
+        message = ("error: stopped by the launcher (SIGTERM), most likely because another process failed (see "
+                   "its error); a run folder keeps its last checkpoint for --resume")
     finally:
-        leave()
+        ignore_sigterm()  # the process is ending anyway: nothing left to interrupt
+    if message is not None:
+        print(f"vaekit {args.command}: {message}", file=sys.stderr)
+    leave()
+    return status
 
 
 if __name__ == "__main__":

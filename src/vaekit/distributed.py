@@ -26,6 +26,30 @@ class PeerError(VaekitError):
     """Another rank failed and has said why; this rank exits quietly with the same status."""
 
 
+class Stopped(BaseException):
+    """The launcher stopped this process (SIGTERM): torchrun ends every rank when one fails.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it."""
+
+
+def stop_on_sigterm() -> None:
+    """Under a launcher, turn SIGTERM into :class:`Stopped`, so the process says why it ends."""
+    import signal
+
+    def stopped(signum, frame):
+        raise Stopped()
+
+    if launched():
+        signal.signal(signal.SIGTERM, stopped)
+
+
+def ignore_sigterm() -> None:
+    if launched():
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 @dataclass(frozen=True)
 class World:
     """Where this process stands among the processes of one job."""

@@ -108,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
         options["standardize"] = False
     if args.image_size is not None:
         options["image_size"] = parse_image_size(args.image_size)
-    if args.quiet:
-        options["progress"] = False
+    options["progress"] = not args.quiet  # also on --resume: how this session shows itself
     for flag in ("tensorboard", "compile"):
         if getattr(args, flag):
             options[flag] = True
