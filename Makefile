@@ -39,6 +39,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/denoise.py
 	$(BIN)/python bench/literature.py
 	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/streaming.py
 
 clean:
 	rm -rf $(VENV) runs

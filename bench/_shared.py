@@ -37,3 +37,36 @@ def run_reference(epochs: int, tile: int = 1) -> dict:
     out = subprocess.run([sys.executable, str(REFERENCE), "--data", str(MNIST), "--epochs", str(epochs),
                           "--tile", str(tile)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(cmd: list[str], interval: float = 0.25, **kwargs) -> dict:
+    """Run ``cmd``; its wall time and the peak memory of its whole process tree (DataLoader
+    workers, torchrun's ranks): the sum of each process's proportional set size (PSS, which
+    shares pages fairly between processes), and the main process's own peak RSS."""
+    import time
+
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    root = psutil.Process(proc.pid)
+    peak_tree = peak_main = 0
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            total = 0
+            for p in tree:
+                try:
+                    total += p.memory_full_info().pss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            peak_tree = max(peak_tree, total)
+            peak_main = max(peak_main, root.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(interval)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} failed:\n{err[-2000:]}")
+    return {"seconds": time.perf_counter() - t0, "peak_tree": peak_tree, "peak_main": peak_main, "stdout": out,
+            "stderr": err}

@@ -89,7 +89,8 @@ def mean_terms(model, data, batch_size: int = 1024, noise: Noise | None = None, 
         noisy = noise.apply(x, generator, clip=data.kind == "image") if noise is not None else x
         y = part.labels(slice(start, start + batch_size), model)
         t = loss_terms(model, noisy, x, y=None if y is None else y.to(device))
-        sums += torch.stack([t.loss.sum(), t.recon.sum(), t.kl.sum(), torch.tensor(float(len(x)))]).double().cpu()
+        sums[:3] += torch.stack([t.loss.sum(), t.recon.sum(), t.kl.sum()]).double().cpu()
+        sums[3] += len(x)
     model.train(was_training)
     loss, recon, kl, n = world.all_reduce(sums).tolist()
     return {"loss": loss / n, "recon": recon / n, "kl": kl / n}
@@ -278,8 +279,12 @@ class Trainer:
         from tqdm.auto import tqdm
 
         world = self.world
-        train, val = train.resident(self.device), (val.resident(self.device) if val is not None else None)
         cfg = self.cfg
+        if cfg.batch_size < world.size or len(train) < world.size:
+            raise VaekitError(f"{world.size} processes need at least one sample each of every batch, but "
+                              f"--batch-size is {cfg.batch_size} and the training data has {len(train)} samples; "
+                              "start fewer processes or use larger batches")
+        train, val = train.resident(self.device), (val.resident(self.device) if val is not None else None)
         show = cfg.progress and world.is_main
         while (self.state.epoch < cfg.epochs and not self.state.stopped_early
                and (cfg.time_budget is None or self.state.seconds < cfg.time_budget)):

@@ -42,13 +42,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"model    {m.model} ({m.arch}), input {tuple(m.input_shape)}, hidden {list(m.hidden_dims)}, "
           f"latent {m.latent_dim}, likelihood {m.likelihood}")
     if "detector" not in info:
-        print(f"data     {d.spec} ({d.layout}), validation fraction {d.val_fraction}")
+        storage = f"; {d.storage_reason}" if d.storage_reason else ""
+        print(f"data     {d.spec} ({d.layout}), validation fraction {d.val_fraction}{storage}")
     if "detector" in info:
         det = info["detector"]
         print(f"detector {det['kind']} data, score {det['score']}, threshold {det['threshold']:.4g} (contamination "
               f"{det['contamination']}: {det['flagged_in_training']} of {det['training_rows']} training rows flagged)")
     else:
-        print(f"training {info['epochs_done']}/{t.epochs} epochs, batch {t.batch_size}, lr {t.lr}, seed {t.seed}")
+        processes = f", {t.world_size} processes" if t.world_size > 1 else ""
+        print(f"training {info['epochs_done']}/{t.epochs} epochs, batch {t.batch_size}, lr {t.lr}, seed {t.seed}"
+              f"{processes}")
     if metrics:
         last = metrics[-1]
         val = f", val loss {last['val_loss']:.2f}" if last.get("val_loss") is not None else ""
