@@ -41,7 +41,7 @@ x = torch.rand(128 // world.size, 1, 28, 28, device=device)
 
 def step(sync):
     with (contextlib.nullcontext() if sync else trainer.step_objective.no_sync()):
-        loss = trainer.step_objective(x, x, KLWeights(), None).loss.sum() * (world.size / 128)
+        loss = trainer.step_objective(x, x, KLWeights(), None)["loss"].sum() * (world.size / 128)
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
     trainer.optimizer.step()

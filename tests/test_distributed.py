@@ -35,7 +35,8 @@ def vaekit_lines(stderr: str) -> list[str]:
 
 
 def table(n: int = 300, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, 6)).astype(np.float32)
+    """Readings with offsets and scales: standardised, and modelled with a learned scale per feature."""
+    return (np.random.default_rng(seed).normal(size=(n, 6)) * [1, 2, 3, 4, 5, 6] + 10).astype(np.float32)
 
 
 AE = dict(model="ae", hidden_dims=(16,), latent_dim=3, epochs=3, batch_size=50, precision="fp32", progress=False,
@@ -44,7 +45,8 @@ AE = dict(model="ae", hidden_dims=(16,), latent_dim=3, epochs=3, batch_size=50, 
 
 def test_two_processes_train_one_model_in_one_run_folder(tmp_path):
     """The same global batches, split over two ranks, give the weights one process gets (an AE
-    has no sampling, so the only difference is the order of float additions)."""
+    has no sampling, so the only difference is the order of float additions). The AE keeps a
+    likelihood scale that its loss never uses: DDP must not trip over it."""
     np.save(tmp_path / "x.npy", table())
     script = tmp_path / "fit.py"
     script.write_text(textwrap.dedent(f"""
@@ -68,6 +70,7 @@ def test_two_processes_train_one_model_in_one_run_folder(tmp_path):
     assert [m["world_size"] for m in metrics] == [2, 2, 2]
 
     single = vaekit.train(table(), out=tmp_path / "single", **AE)
+    assert single.config.model.likelihood == "gaussian-learned"
     for name, value in single.model.state_dict().items():
         np.testing.assert_allclose(value.numpy(), ranks[0][name].numpy(), rtol=1e-4, atol=1e-6)
     assert [m["train_loss"] for m in metrics] == pytest.approx([m["train_loss"] for m in single.metrics()], rel=1e-5)

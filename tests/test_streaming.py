@@ -117,6 +117,56 @@ def test_parquet_files_and_folders_are_tables_with_labels(tmp_path):
         load_dataset(str(tmp_path / "nan.parquet"))
 
 
+def test_parquet_from_pandas_damaged_files_and_mixed_folders(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # df.to_parquet() keeps the index as a column; it is row numbers, not a feature
+    table = pa.table({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0], "__index_level_0__": [7, 8, 9]})
+    meta = {b"pandas": json.dumps({"index_columns": ["__index_level_0__"], "columns": []}).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), tmp_path / "df.parquet")
+    data = open_lazy(str(tmp_path / "df.parquet"))
+    assert data.columns == ("a", "b") and data.batch().tolist() == [[1, 4], [2, 5], [3, 6]]
+
+    (tmp_path / "mixed").mkdir()
+    pq.write_table(pa.table({"a": [1.0]}), tmp_path / "mixed" / "1.parquet")
+    pq.write_table(pa.table({"a": ["s"]}), tmp_path / "mixed" / "2.parquet")
+    with pytest.raises(VaekitError, match="2.parquet: column\\(s\\) 'a' are not numeric"):
+        open_lazy(str(tmp_path / "mixed"))
+
+    x = np.random.default_rng(0).normal(size=(4000, 3)).astype(np.float32)
+    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1]}), tmp_path / "ok.parquet", row_group_size=1000,
+                   compression="gzip")
+    raw = bytearray((tmp_path / "ok.parquet").read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 64] = b"\xff" * 64  # damage a row group in the middle
+    (tmp_path / "bad.parquet").write_bytes(bytes(raw))
+    with pytest.raises(VaekitError, match="bad.parquet: row group \\d+ cannot be read .*write it again"):
+        load_dataset(str(tmp_path / "bad.parquet"))
+
+
+def test_label_names_are_not_anomaly_marks(tmp_path, capsys):
+    x = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    names = np.where(np.arange(300) % 10 == 0, "anomaly", "normal")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "label": names}), tmp_path / "named.parquet")
+    vaekit.AnomalyDetector(epochs=2, random_state=0).fit(x).save(tmp_path / "det")
+    assert main(["detect", "score", str(tmp_path / "det"), "--data", str(tmp_path / "named.parquet"), "--out",
+                 str(tmp_path / "s.csv"), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "auroc" not in json.loads(out.out)  # "anomaly" < "normal": sorted, the names would read backwards
+    assert "labels are names (anomaly, normal), not 0/1 anomaly marks" in out.err
+
+
+def test_wide_rows_are_read_in_smaller_chunks(tmp_path, monkeypatch):
+    import vaekit.data.lazy as lazy
+
+    np.save(tmp_path / "wide.npy", np.zeros((100, 1000), np.float32))
+    monkeypatch.setattr(lazy, "CHUNK_BYTES", 40_000)  # ten rows of 4,000 bytes
+    assert [len(x) for _, x in open_lazy(str(tmp_path / "wide.npy")).chunks()] == [10] * 10
+
+
 def test_an_image_folder_is_decoded_on_demand(tmp_path):
     from PIL import Image
 
@@ -174,3 +224,35 @@ def test_memory_budget_sizes_and_bad_values(tmp_path, blobs_npz, blobs_npy):
     with pytest.raises(VaekitError, match="--binarize fixed needs the data in memory"):
         vaekit.train(str(blobs_npy), out=tmp_path / "b", binarize="fixed", memory_budget=100, **TINY)
     assert not (tmp_path / "b").exists()
+
+
+def test_a_killed_worker_stops_training_with_one_line_and_the_run_resumes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    np.save(tmp_path / "big.npy", (np.random.default_rng(0).random((20000, 16, 16)) * 255).astype(np.uint8))
+    cmd = [sys.executable, "-m", "vaekit", "train", "--data", str(tmp_path / "big.npy"), "--memory-budget", "256K",
+           "--workers", "1", "--epochs", "1000", "--hidden-dims", "16", "--latent-dim", "2", "--out",
+           str(tmp_path / "run"), "--no-report"]
+    job = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "run" / "metrics.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = []
+        while not workers and time.monotonic() < deadline:
+            workers = psutil.Process(job.pid).children()
+        workers[0].kill()
+        _, stderr = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == 2
+    errors = [line for line in stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("vaekit train: error: a data-loading worker stopped")
+    assert f"--resume {tmp_path / 'run'}" in errors[0]
+    done = vaekit.load(tmp_path / "run").metrics()[-1]["epoch"]
+    resumed = vaekit.train(resume=tmp_path / "run", epochs=done + 1, progress=False)
+    assert resumed.metrics()[-1]["epoch"] == done + 1

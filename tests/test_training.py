@@ -198,3 +198,12 @@ def test_prepared_data_is_not_standardised_twice(tmp_path):
     prepared = run.dataset(x)  # in the model's units
     np.testing.assert_array_equal(run.encode(prepared), run.encode(x))
     np.testing.assert_array_equal(run.reconstruct(prepared), run.reconstruct(x))
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(tmp_path, blobs_npz):
+    whole = train(blobs_npz, tmp_path / "whole", epochs=2, patience=None)
+    train(blobs_npz, tmp_path / "cut", epochs=2, patience=None)
+    for name in ("training_state.pt", "model.safetensors", "metrics.jsonl", "samples.png", "reconstructions.png"):
+        (tmp_path / "cut" / name).unlink()  # as if it died in its first epoch: config.json alone
+    resumed = vaekit.train(resume=tmp_path / "cut", progress=False)
+    assert [m["val_loss"] for m in resumed.metrics()] == [m["val_loss"] for m in whole.metrics()]

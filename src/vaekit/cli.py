@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
-from .distributed import PeerError, Stopped, ignore_sigterm, leave, stop_on_sigterm
+from .distributed import PeerError, ignore_sigterm, launched, leave, stop_on_sigterm
 from .errors import VaekitError
 
 # name -> (module in vaekit.commands, one-line summary); aliases point at the same module.
@@ -30,6 +31,8 @@ COMMANDS = {
     "report": ("report", "(re)write the run's HTML report"),
     "info": ("info", "what a run holds: config, data, metrics"),
 }
+# Commands whose work is shared by the processes torchrun starts; the others run on rank 0 alone.
+DISTRIBUTED = ("train", "detect", "encode", "reconstruct")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    stop_on_sigterm()
+    if launched() and args.command not in DISTRIBUTED and os.environ.get("RANK", "0") != "0":
+        return 0  # started by torchrun but not a command that shares work: rank 0 runs it alone
+    stop_on_sigterm(args.command)
     status, message = 2, None
     try:
         status = args.handler(args) or 0
@@ -60,9 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         message = f"error: {e.strerror or e}{where}; check the path and its permissions"
     except KeyboardInterrupt:
         status, message = 130, "interrupted"
-    except Stopped:
-        message = ("error: stopped by the launcher (SIGTERM), most likely because another process failed (see "
-                   "its error); a run folder keeps its last checkpoint for --resume")
     finally:
         ignore_sigterm()  # the process is ending anyway: nothing left to interrupt
     if message is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,7 +133,7 @@ class TrainConfig:
             raise VaekitError(f"--memory-budget must be a positive size such as 2G, got {self.memory_budget}")
         if self.workers is not None and self.workers < 0:
             raise VaekitError(f"--workers must be 0 or more, got {self.workers}")
-        if not self.dist_timeout > 0:
+        if not 0 < self.dist_timeout < math.inf:
             raise VaekitError(f"--dist-timeout must be a positive number of seconds, got {self.dist_timeout}")
         if self.precision not in PRECISIONS:
             raise VaekitError(f"unknown --precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")

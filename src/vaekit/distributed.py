@@ -26,24 +26,30 @@ class PeerError(VaekitError):
     """Another rank failed and has said why; this rank exits quietly with the same status."""
 
 
-class Stopped(BaseException):
-    """The launcher stopped this process (SIGTERM): torchrun ends every rank when one fails.
-
-    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it."""
-
-
-def stop_on_sigterm() -> None:
-    """Under a launcher, turn SIGTERM into :class:`Stopped`, so the process says why it ends."""
+def stop_on_sigterm(command: str) -> None:
+    """Under a launcher, a SIGTERM (torchrun ends every rank when one fails) ends this process at
+    once with one line and status 2: unwinding would only add the errors of workers that the
+    same signal stopped. Files are written atomically, so none is left half-written (at most
+    a hidden temporary file beside it)."""
     import signal
+    import sys
+
+    main = os.getpid()
 
     def stopped(signum, frame):
-        raise Stopped()
+        if os.getpid() == main:  # forked DataLoader workers inherit the handler: they end quietly
+            sys.stderr.write(f"vaekit {command}: error: stopped by the launcher (SIGTERM), most likely because "
+                             "another process failed (see its error); a run folder keeps its last checkpoint for "
+                             "--resume\n")
+            sys.stderr.flush()
+        os._exit(2)
 
     if launched():
         signal.signal(signal.SIGTERM, stopped)
 
 
 def ignore_sigterm() -> None:
+    """Once a process is ending with its own error, a launcher's SIGTERM has nothing to add."""
     if launched():
         import signal
 

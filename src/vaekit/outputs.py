@@ -40,7 +40,7 @@ def write_rows(out: Path, chunks, n_rows: int, first_row: int, row_shape: tuple[
         raise VaekitError(f"--out {out}: unsupported file type; use {', '.join(SUFFIXES)}")
     tmp, offset = world.on_main(lambda: _reserve(out, suffix, n_rows, row_shape))
     tmp = Path(tmp)
-    part = tmp if world.size == 1 or suffix == ".npy" else tmp.with_name(f"{tmp.name}.part{world.rank}")
+    part = tmp if world.size == 1 or suffix == ".npy" else _parts(tmp, world.size)[world.rank]
     bar = tqdm(total=n_rows, unit="row", leave=False, disable=None if progress and world.is_main else True,
                desc=out.name)
     try:
@@ -50,19 +50,22 @@ def write_rows(out: Path, chunks, n_rows: int, first_row: int, row_shape: tuple[
             world.agree(lambda: _write_table(part, suffix, chunks, columns, fmt, bar, world.size))
         if world.is_main:
             if world.size > 1 and suffix != ".npy":
-                _append_parts(tmp, suffix, [tmp.with_name(f"{tmp.name}.part{r}") for r in range(world.size)])
+                _append_parts(tmp, suffix, _parts(tmp, world.size))
             os.chmod(tmp, 0o666 & ~umask())
             os.replace(tmp, out)
         world.barrier()
-    except BaseException:
-        if part != tmp:
-            part.unlink(missing_ok=True)
-        if world.is_main:
-            tmp.unlink(missing_ok=True)
+    except BaseException:  # every rank clears what it can: the one that failed may be gone
+        for path in (tmp, *_parts(tmp, world.size)):
+            path.unlink(missing_ok=True)
         raise
     finally:
         bar.close()
     return out
+
+
+def _parts(tmp: Path, world_size: int) -> list[Path]:
+    """The ranks' part files of a .csv or .parquet output (none in a single process)."""
+    return [tmp.with_name(f"{tmp.name}.part{r}") for r in range(world_size)] if world_size > 1 else []
 
 
 def _reserve(out: Path, suffix: str, n_rows: int, row_shape) -> tuple[str, int]:
@@ -139,9 +142,11 @@ def _append_parts(tmp: Path, suffix: str, parts: list[Path]) -> None:
         from .data.parquet import pyarrow
 
         pq = pyarrow().parquet
-        with pq.ParquetWriter(tmp, pq.ParquetFile(parts[0]).schema_arrow) as writer:
-            for part in parts:
-                f = pq.ParquetFile(part)
+        files = [pq.ParquetFile(part) for part in parts]
+        # a rank with no rows wrote an empty file whose column types are only guessed
+        written = [f for f in files if f.metadata.num_rows] or files[:1]
+        with pq.ParquetWriter(tmp, written[0].schema_arrow) as writer:
+            for f in written:
                 for g in range(f.num_row_groups):
                     writer.write_table(f.read_row_group(g))
     for part in parts:

@@ -146,8 +146,9 @@ def build_run_report(run, data=None) -> str:
                              f"{psnr(clean.numpy(), denoised):.2f} dB denoised</p>"))
     else:
         x = ds.batch()  # in the model's units: standardised if the run standardises
+        y = ds.labels(None, run.model)  # a conditional model needs them
         with torch.no_grad():
-            recon = run.model.reconstruct(x.to(run.device)).cpu()
+            recon = run.model.reconstruct(x.to(run.device), None if y is None else y.to(run.device)).cpu()
         errors = ((recon - x) ** 2).mean(0).numpy()
         names = run.config.data.columns or [f"x{i}" for i in range(len(errors))]
         units = "standardised units" if run.config.data.mean is not None else "the data's units"
@@ -191,7 +192,7 @@ def build_detector_report(detector, folder: Path, data=None, name: str = "", sco
     if data is not None:
         ds = data
         scores = detector.decision_function(ds) if scores is None else scores
-        binary = ds.y is not None and set(ds.y.unique().tolist()) <= {0, 1}
+        binary = ds.y is not None and ds.class_names is None and set(ds.y.unique().tolist()) <= {0, 1}
         labels = ds.y.numpy().astype(int) if binary else None  # 1 = anomaly; class labels are not that
         sections.append((f"Scores on {name or 'the data'}", figure(plots.score_histogram(scores, detector.threshold_,
                                                                                           labels))))

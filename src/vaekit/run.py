@@ -21,7 +21,7 @@ from .errors import VaekitError
 from .evaluation import evaluate as evaluate_model
 from .images import save_grid, save_pairs
 from .models import AE, VAE, build_model
-from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, RunFolder
+from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, STATE, RunFolder
 from .training import Trainer, resolve_device
 
 BINARIZE_SEED = 2016  # the one fixed binarisation of evaluation data
@@ -81,7 +81,7 @@ class Run:
         chunk in order (y: labels for a conditional model, else None): bounded memory for any size."""
         with torch.no_grad():
             for start, x in ds.chunks(batch_size):
-                y = ds.labels(slice(start, start + batch_size), self.model)
+                y = ds.labels(slice(start, start + len(x)), self.model)
                 yield start, fn(x.to(self.device), None if y is None else y.to(self.device)).cpu().numpy()
 
     def _batches(self, data, fn, batch_size: int = 1024) -> np.ndarray:
@@ -418,6 +418,7 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
     if fixed or data is not None:
         raise VaekitError(f"--resume continues {run_dir} as configured; only {', '.join(RESUMABLE)} may "
                           f"change (got {', '.join(fixed or ['data'])})")
+    TrainConfig(**options).validate()  # before joining, which uses dist_timeout
     world = distributed.join(options.get("dist_timeout", distributed.DEFAULT_TIMEOUT))
     prepared = {}
 
@@ -426,11 +427,15 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         config = RunConfig.load(folder.file(CONFIG))
         config = replace(config, train=replace(config.train, **options, world_size=world.size))
         config.validate()
-        state = folder.load_state()
-        if state["stopped_early"]:
+        # A run stopped before its first checkpoint has nothing to continue: it starts from the beginning.
+        state = folder.load_state() if folder.file(STATE).exists() or folder.metrics() else None
+        if state is None:
+            if config.train.progress:
+                print(f"vaekit: {run_dir} has no checkpoint yet; training it from the first epoch", file=sys.stderr)
+        elif state["stopped_early"]:
             raise VaekitError(f"{run_dir} stopped early (validation loss no longer improved); start a new run "
                               "to train more")
-        if state["epoch"] >= config.train.epochs:
+        elif state["epoch"] >= config.train.epochs:
             raise VaekitError(f"{run_dir} already trained {state['epoch']} epochs; pass --epochs greater than "
                               f"{state['epoch']} to train on")
         if config.data.spec == ARRAY_SPEC:
@@ -440,7 +445,7 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         check_shape(dataset, config)
         prepared["data"] = in_model_units(dataset, config)
         folder.save_config(config)
-        folder.keep_metrics_through(state["epoch"])
+        folder.keep_metrics_through(0 if state is None else state["epoch"])
         return config, state, folder.path
 
     config, state, path = world.on_main(setup)

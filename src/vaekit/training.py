@@ -19,12 +19,12 @@ import torch
 
 from .config import TrainConfig
 from .data import LazyDataset, default_memory_budget, shard
-from .data.lazy import Loading
+from .data.lazy import Loading, loader_errors
 from .distributed import SINGLE, World, lost_contact
 from .errors import VaekitError
 from .noise import Noise, parse_noise
 from .models import IWAE
-from .objectives import KLWeights, loss_terms
+from .objectives import KLWeights, LossTerms, loss_terms
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,7 +87,7 @@ def mean_terms(model, data, batch_size: int = 1024, noise: Noise | None = None, 
     for start, x in part.chunks(batch_size):
         x = x.to(device)
         noisy = noise.apply(x, generator, clip=data.kind == "image") if noise is not None else x
-        y = part.labels(slice(start, start + batch_size), model)
+        y = part.labels(slice(start, start + len(x)), model)
         t = loss_terms(model, noisy, x, y=None if y is None else y.to(device))
         sums[:3] += torch.stack([t.loss.sum(), t.recon.sum(), t.kl.sum()]).double().cpu()
         sums[3] += len(x)
@@ -112,8 +112,10 @@ class Objective(torch.nn.Module):
     def use_eager(self) -> None:
         self.__dict__["forward_model"] = self.model
 
-    def forward(self, noisy, x, weights, y):
-        return loss_terms(self.forward_model, noisy, x, weights, y=y)
+    def forward(self, noisy, x, weights, y) -> dict:
+        # A dict, not the LossTerms dataclass: DDP must see the output tensors (with static_graph
+        # it hooks its first step's gradient reduction onto them).
+        return vars(loss_terms(self.forward_model, noisy, x, weights, y=y))
 
 
 @dataclass
@@ -150,6 +152,7 @@ class Trainer:
         self.noise_generator = torch.Generator(device=device)
         self._seed_rank_streams(0)
         self.state = TrainState()
+        self.reading = (cfg.memory_budget or 1 << 30, 0)  # memory budget and workers; set by fit
         self.on_epoch = on_epoch
         self.bf16 = resolve_precision(cfg.precision, device) == "bf16"
         # What the loss calls: the model, or its compiled forward pass. (IWAE's objective does
@@ -160,7 +163,10 @@ class Trainer:
         if world.size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.step_objective = DistributedDataParallel(self.objective)  # also broadcasts rank 0's weights
+            # static_graph: every step uses the same parameters, so DDP learns once which ones the loss
+            # never touches (an AE keeps a likelihood scale it does not train) instead of failing on them.
+            # Construction also broadcasts rank 0's weights.
+            self.step_objective = DistributedDataParallel(self.objective, static_graph=True)
 
     def _seed_rank_streams(self, epoch: int) -> None:
         """Seeds of the draws that differ between ranks (posterior samples, noise, binarisation).
@@ -235,7 +241,7 @@ class Trainer:
             noisy = x if self.noise is None else self.noise.apply(x, self.noise_generator, clip)
             weights = self.kl_weights(self.state.epoch + step / steps)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                terms = self._loss(noisy, x, weights, y)
+                terms = LossTerms(**self._loss(noisy, x, weights, y))
             # This rank's sum over the global batch size, times the world size: DDP averages the
             # ranks' gradients, which then equal the gradient of the global batch's mean loss.
             loss = terms.loss.mean() if world.size == 1 else terms.loss.sum() * (world.size / n_global)
@@ -263,17 +269,25 @@ class Trainer:
                 "kl_per_dim": None if kl_dims is None else (kl_dims / count).tolist()}
 
     def loading(self, data) -> Loading:
-        """How this rank reads ``data``. Streamed data is read ahead by DataLoader workers: as many
-        as configured, else as many as pay off for the source (one for files, a few for image
-        folders, whose decoding is the work), leaving a core for training."""
+        """How this rank reads ``data`` (see :meth:`read_settings`)."""
+        budget, workers = self.reading
+        return Loading(batch_size=self.cfg.batch_size, rank=self.world.rank, world_size=self.world.size,
+                       budget=budget, workers=workers if isinstance(data, LazyDataset) else 0,
+                       timeout=self.cfg.dist_timeout)
+
+    def read_settings(self, data) -> tuple[int, int]:
+        """The memory budget and DataLoader workers for streamed data. Workers: as configured, else
+        as many as pay off for the source (one for files, a few for image folders, whose decoding
+        is the work), leaving a core for training. Every rank must cut the same windows, so
+        under torchrun rank 0's values (its free memory, its cores) are used by all."""
         cfg, world = self.cfg, self.world
+        budget = cfg.memory_budget or default_memory_budget(world.local_size)
         workers = 0
         if isinstance(data, LazyDataset):
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
             spare = max(1, cpus // max(1, world.local_size) - 1)
             workers = cfg.workers if cfg.workers is not None else min(data.source.parallel_reads, spare)
-        return Loading(batch_size=cfg.batch_size, rank=world.rank, world_size=world.size,
-                       budget=cfg.memory_budget or default_memory_budget(world.local_size), workers=workers)
+        return world.broadcast((budget, workers))
 
     def fit(self, train, val) -> TrainState:
         from tqdm.auto import tqdm
@@ -285,6 +299,7 @@ class Trainer:
                               f"--batch-size is {cfg.batch_size} and the training data has {len(train)} samples; "
                               "start fewer processes or use larger batches")
         train, val = train.resident(self.device), (val.resident(self.device) if val is not None else None)
+        self.reading = self.read_settings(train)
         show = cfg.progress and world.is_main
         while (self.state.epoch < cfg.epochs and not self.state.stopped_early
                and (cfg.time_budget is None or self.state.seconds < cfg.time_budget)):
@@ -295,7 +310,7 @@ class Trainer:
             t0 = time.perf_counter()
             hint = "" if self.run_folder is None else \
                 f"; {self.run_folder} keeps epoch {self.state.epoch}: continue with --resume {self.run_folder}"
-            with lost_contact(world, hint):
+            with lost_contact(world, hint), loader_errors(hint):
                 tr = self.train_epoch(train, bar)
                 # every rank must see the same time, or they would disagree about the budget
                 seconds = world.all_reduce(torch.tensor([time.perf_counter() - t0], dtype=torch.float64),

@@ -89,7 +89,11 @@ def _score(args) -> int:
     data = open_lazy(args.data)
     det._dataset(data, fitting=False)  # the shape and columns must match before any work
     y = data.y
-    binary = y is not None and set(np.unique(y.numpy()).tolist()) <= {0, 1}  # 1 = anomaly; class labels don't
+    # 0/1 labels mark anomalies (1); class labels, and names (numbered in sorted order), do not
+    binary = y is not None and data.class_names is None and set(np.unique(y.numpy()).tolist()) <= {0, 1}
+    if y is not None and data.class_names is not None and len(data.class_names) == 2:
+        print(f"vaekit detect score: labels are names ({', '.join(data.class_names)}), not 0/1 anomaly marks, so "
+              "no AUROC is computed; mark anomalies with 1 and normal rows with 0", file=sys.stderr)
     kept, flagged = [], [0]
 
     def chunks(part):

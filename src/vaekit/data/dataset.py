@@ -26,6 +26,7 @@ class Dataset:
     name: str
     columns: tuple[str, ...] | None = None
     is_standardized: bool = False  # x already holds (x - mean) / std, so it is not scaled twice
+    class_names: tuple[str, ...] | None = None  # labels given as names: y indexes these (sorted)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -216,7 +217,7 @@ def as_labels(y, n: int, name: str) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
-def from_arrays(x, y=None, *, name: str, columns=None) -> Dataset:
+def from_arrays(x, y=None, *, name: str, columns=None, class_names=None) -> Dataset:
     """Validate user arrays and turn them into a :class:`Dataset`.
 
     Accepted layouts: (N, D) tabular, (N, H, W) grayscale, (N, H, W, C) with C in {1, 3}.
@@ -226,4 +227,4 @@ def from_arrays(x, y=None, *, name: str, columns=None) -> Dataset:
     xt = torch.from_numpy(model_rows(x, layout, name))
     yt = None if y is None else as_labels(y, x.shape[0], name)
     return Dataset(x=xt, y=yt, layout=layout, name=name,
-                   columns=tuple(columns) if columns is not None else None)
+                   columns=tuple(columns) if columns is not None else None, class_names=class_names)

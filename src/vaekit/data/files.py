@@ -58,14 +58,15 @@ def load_csv(path: Path) -> Dataset:
     columns = list(zip(*body))
 
     label_at = next((i for i, h in enumerate(header) if h.lower() in LABEL_COLUMNS), None)
-    y = None
+    y, class_names = None, None
     if label_at is not None:
         raw = [v.strip() for v in columns[label_at]]
         if all(_is_number(v) for v in raw):
             y = np.array(raw, dtype=np.float64)
         else:  # class names: index them in sorted order
-            names = sorted(set(raw))
-            y = np.array([names.index(v) for v in raw])
+            class_names = tuple(sorted(set(raw)))
+            index = {v: i for i, v in enumerate(class_names)}
+            y = np.array([index[v] for v in raw])
 
     features, names = [], []
     for i, (h, col) in enumerate(zip(header, columns)):
@@ -80,4 +81,4 @@ def load_csv(path: Path) -> Dataset:
         names.append(h)
     if not features:
         raise VaekitError(f"{path}: no feature columns besides the label")
-    return from_arrays(np.stack(features, axis=1), y, name=str(path), columns=names)
+    return from_arrays(np.stack(features, axis=1), y, name=str(path), columns=names, class_names=class_names)

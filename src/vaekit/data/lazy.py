@@ -23,7 +23,8 @@ from ..errors import VaekitError
 from .dataset import TABULAR, Dataset, standardize
 from .source import Source
 
-CHUNK = 4096  # rows per read when a whole dataset is passed over in order
+CHUNK = 4096  # rows per read when a whole dataset is passed over in order (fewer for wide rows:)
+CHUNK_BYTES = 32 << 20  # a chunk's stored size at most, so wide rows do not make huge reads
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Loading:
     world_size: int = 1
     budget: int = 1 << 30
     workers: int = 0
+    timeout: float = 300.0  # seconds to wait for a worker's next window before giving up
 
 
 @dataclass
@@ -59,6 +61,7 @@ class LazyDataset:
     columns = property(lambda self: self.source.columns)
     sample_shape = property(lambda self: tuple(self.source.sample_shape))
     is_standardized = property(lambda self: self.mean is not None)
+    class_names = property(lambda self: self.source.class_names)
 
     @property
     def kind(self) -> str:
@@ -123,7 +126,9 @@ class LazyDataset:
         return self.prepare(torch.from_numpy(self.raw(index)), first)
 
     def chunks(self, size: int = CHUNK):
-        """(start, samples) over the whole dataset in order, ``size`` rows at a time."""
+        """(start, samples) over the whole dataset in order, ``size`` rows at a time (fewer where
+        that many would take more than ``CHUNK_BYTES``)."""
+        size = max(1, min(size, CHUNK_BYTES // max(1, self.source.row_bytes)))
         for start in range(0, len(self), size):
             yield start, self.batch(slice(start, start + size))
 
@@ -173,7 +178,7 @@ class LazyDataset:
         x = self.batch() if (self.mean is not None or self.binarize_seed is not None) else \
             torch.from_numpy(self.raw())
         return Dataset(x=x, y=self.y, layout=self.layout, name=self.name, columns=self.columns,
-                       is_standardized=self.is_standardized)
+                       is_standardized=self.is_standardized, class_names=self.class_names)
 
     # -- statistics, in one pass -------------------------------------------------------------------
     def value_range(self) -> tuple[float, float]:
@@ -244,25 +249,44 @@ class LazyDataset:
 
         reader = WindowReader(self, order.numpy(), loading, self.window_rows(loading), with_labels)
         workers = loading.workers
-        loader = DataLoader(reader, batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None)
+        loader = DataLoader(reader, batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None,
+                            timeout=loading.timeout if workers else 0)
         it = iter(loader)
-        while True:
-            try:
-                item = next(it)
-            except StopIteration:
-                return
-            except RuntimeError as e:  # a worker was killed (out of memory, a signal) or died
-                raise VaekitError(f"a data-loading worker stopped ({str(e).splitlines()[0]}); the run folder "
-                                  "keeps the last checkpoint; try fewer --workers or a smaller --memory-budget, "
-                                  "then continue with --resume") from None
-            if isinstance(item, str):
-                raise VaekitError(item)
-            x, y, sizes = item
-            offset = 0
-            for m, n in sizes.tolist():
-                part = x[offset:offset + m].to(device, non_blocking=True)
-                yield self.prepare(part), (None if y is None else y[offset:offset + m].to(device)), n
-                offset += m
+        try:
+            while True:
+                try:
+                    item = next(it)  # a dead worker raises here (or anywhere): see loader_errors
+                except StopIteration:
+                    return
+                if isinstance(item, str):
+                    raise VaekitError(item)
+                x, y, sizes = item
+                offset = 0
+                for m, n in sizes.tolist():
+                    part = x[offset:offset + m].to(device, non_blocking=True)
+                    yield self.prepare(part), (None if y is None else y[offset:offset + m].to(device)), n
+                    offset += m
+        finally:
+            del it  # stops the workers here, not whenever the iterator is collected
+
+
+class loader_errors:
+    """Turns a DataLoader's failure (a worker killed, dead or silent past the timeout) into one
+    clear error. The DataLoader may raise it anywhere in the training step: it learns of a
+    dead worker by a signal."""
+
+    def __init__(self, hint: str = ""):
+        self.hint = hint
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        text = str(error) if error is not None else ""
+        if kind is not None and issubclass(kind, RuntimeError) and "DataLoader" in text:
+            raise VaekitError(f"a data-loading worker stopped ({text.splitlines()[0].rstrip('.')}){self.hint}; "
+                              "if it ran out of memory, use fewer --workers or a smaller --memory-budget") from None
+        return False
 
 
 def global_batches(order, loading: Loading):

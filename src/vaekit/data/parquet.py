@@ -50,28 +50,31 @@ class ParquetSource(Source):
         schema, groups = None, []
         for f in self.files:
             meta = self._open(f).metadata
+            this = meta.schema.to_arrow_schema()
             if schema is None:
-                schema = meta.schema.to_arrow_schema()
-            elif meta.schema.to_arrow_schema().names != schema.names:
+                schema = this
+            elif this.names != schema.names:
                 raise VaekitError(f"{f}: its columns differ from those of {self.files[0]}; every file of a "
                                   "Parquet folder needs the same columns")
+            bad = [c for c in this.names if not _is_numeric(pa, this.field(c).type) and c not in
+                   _index_columns(this) and c.strip().lower() not in LABEL_COLUMNS]
+            if bad:
+                raise VaekitError(f"{f}: column(s) {', '.join(map(repr, bad))} are not numeric; drop them or "
+                                  "encode them as numbers")
             groups += [(f, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
         groups = [g for g in groups if g[2] > 0]
         if not groups:
             raise VaekitError(f"{path}: the dataset is empty; give a file with at least one row")
-        names = schema.names
+        names = [c for c in schema.names if c not in _index_columns(schema)]  # pandas' saved index is no feature
         label = next((c for c in names if c.strip().lower() in LABEL_COLUMNS), None)
         features = [c for c in names if c != label]
-        bad = [c for c in features if not _is_numeric(pa, schema.field(c).type)]
-        if bad:
-            raise VaekitError(f"{path}: column(s) {', '.join(map(repr, bad))} are not numeric; drop them or "
-                              "encode them as numbers")
         if not features:
             raise VaekitError(f"{path}: no feature columns besides the label")
         self.features, self.columns = features, tuple(c.strip() for c in features)
         self.groups = [(f, g) for f, g, _ in groups]
         self.bounds = np.cumsum([0] + [n for _, _, n in groups])
         self.layout, self.sample_shape, self.dtype = TABULAR, (len(features),), np.dtype(np.float32)
+        self.class_names = None
         self.labels = None if label is None else self._labels(label)
         self._cache: dict[int, np.ndarray] = {}
 
@@ -93,8 +96,11 @@ class ParquetSource(Source):
         if raw.dtype.kind == "f" and np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)):
             return raw.astype(np.int64)
         if raw.dtype.kind == "f":
-            raise VaekitError(f"{self.name}: labels must be whole numbers (class indices)")
+            raise VaekitError(f"{self.name}: labels must be whole numbers (class indices), and every row needs one")
+        if any(v is None for v in raw):
+            raise VaekitError(f"{self.name}: the label column {column!r} has empty values; give every row a label")
         names, index = np.unique(raw.astype(str), return_inverse=True)  # class names, in sorted order
+        self.class_names = tuple(names.tolist())
         return index.astype(np.int64)
 
     def __len__(self) -> int:
@@ -107,7 +113,12 @@ class ParquetSource(Source):
         """Row group ``g`` as float32 (rows, features); the last two are kept for the next read."""
         if g not in self._cache:
             file, index = self.groups[g]
-            table = self._open(file).read_row_group(index, columns=self.features)
+            try:
+                table = self._open(file).read_row_group(index, columns=self.features)
+            except (OSError, ValueError, pyarrow().ArrowException) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise VaekitError(f"{file}: row group {index} cannot be read ({first}); the file is damaged, "
+                                  "write it again") from None
             x = np.column_stack([table.column(i).to_numpy(zero_copy_only=False) for i in range(table.num_columns)])
             self._cache[g] = model_rows(x, TABULAR, self.name, int(self.bounds[g]))
             while len(self._cache) > 2:
@@ -133,6 +144,12 @@ class ParquetSource(Source):
                 break
             parts.append(self._group(g)[max(start, lo) - lo:min(stop, hi) - lo])
         return np.concatenate(parts)  # a copy: callers may change it, the cache must not change
+
+
+def _index_columns(schema) -> list[str]:
+    """Columns that hold a pandas DataFrame's index (``df.to_parquet`` keeps it as a column)."""
+    meta = schema.pandas_metadata or {}
+    return [c for c in meta.get("index_columns", []) if isinstance(c, str)]
 
 
 def _is_numeric(pa, t) -> bool:
