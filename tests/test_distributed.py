@@ -145,7 +145,9 @@ def test_a_killed_rank_ends_the_job_with_one_clear_line_and_the_run_resumes(tmp_
             job.kill()
     assert job.returncode != 0
     errors = [line for line in stderr.splitlines() if line.startswith("vaekit train: error")]
-    assert len(errors) == 1 and "lost contact with the other processes" in errors[0]
+    # rank 0 notices first (a collective fails), or torchrun stops it first: either way one line
+    assert len(errors) == 1
+    assert "lost contact with the other processes" in errors[0] or "stopped by the launcher" in errors[0]
     assert f"--resume {tmp_path / 'run'}" in errors[0]
     # the folder holds whole checkpoints, and training goes on from the last one in one process
     done = vaekit.load(tmp_path / "run").metrics()[-1]["epoch"]

@@ -20,6 +20,9 @@ from .errors import VaekitError
 
 DEFAULT_TIMEOUT = 300.0  # seconds a collective (or the start-up rendezvous) may wait for the other ranks
 _joined = False  # whether vaekit itself initialised the process group (and so must destroy it)
+# How to go on after a failure now ("; RUN keeps epoch 3: continue with --resume RUN"), kept up to
+# date by the trainer for the one message that cannot ask it: the SIGTERM handler's.
+resume_hint = ""
 
 
 class PeerError(VaekitError):
@@ -39,8 +42,7 @@ def stop_on_sigterm(command: str) -> None:
     def stopped(signum, frame):
         if os.getpid() == main:  # forked DataLoader workers inherit the handler: they end quietly
             sys.stderr.write(f"vaekit {command}: error: stopped by the launcher (SIGTERM), most likely because "
-                             "another process failed (see its error); a run folder keeps its last checkpoint for "
-                             "--resume\n")
+                             f"another process failed (see its error){resume_hint or '; nothing was lost'}\n")
             sys.stderr.flush()
         os._exit(2)
 
@@ -224,10 +226,11 @@ def device_for(device, world: World):
 
 
 class lost_contact:
-    """Turns a failed collective into one clear error: another rank died, hung, or was stopped."""
+    """Turns a failed collective into one clear error: another rank died, hung, or was stopped
+    (with :data:`resume_hint`, how to go on)."""
 
-    def __init__(self, world: World, resume_hint: str = ""):
-        self.world, self.resume_hint = world, resume_hint
+    def __init__(self, world: World):
+        self.world = world
 
     def __enter__(self):
         return self
@@ -236,7 +239,7 @@ class lost_contact:
         if kind is not None and issubclass(kind, RuntimeError) and self.world.size > 1:
             raise VaekitError(f"{self.world}: lost contact with the other processes ({_first_line(error)}); "
                               "another rank failed or was stopped (see its error), or did not answer within the "
-                              f"timeout{self.resume_hint}") from None
+                              f"timeout{resume_hint}") from None
         return False
 
 

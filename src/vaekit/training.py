@@ -20,6 +20,7 @@ import torch
 from .config import TrainConfig
 from .data import LazyDataset, default_memory_budget, shard
 from .data.lazy import Loading, loader_errors
+from . import distributed
 from .distributed import SINGLE, World, lost_contact
 from .errors import VaekitError
 from .noise import Noise, parse_noise
@@ -310,7 +311,8 @@ class Trainer:
             t0 = time.perf_counter()
             hint = "" if self.run_folder is None else \
                 f"; {self.run_folder} keeps epoch {self.state.epoch}: continue with --resume {self.run_folder}"
-            with lost_contact(world, hint), loader_errors(hint):
+            distributed.resume_hint = hint
+            with lost_contact(world), loader_errors(hint):
                 tr = self.train_epoch(train, bar)
                 # every rank must see the same time, or they would disagree about the budget
                 seconds = world.all_reduce(torch.tensor([time.perf_counter() - t0], dtype=torch.float64),

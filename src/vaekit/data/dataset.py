@@ -12,8 +12,60 @@ from ..errors import VaekitError
 TABULAR, GRAY, CHANNEL_LAST = "tabular", "gray", "channel-last"
 
 
+class Samples:
+    """What every dataset answers the same way, in memory or read on demand (subclasses give
+    ``__len__``, ``name``, ``layout``, ``label_rows``, ``value_range``, ``batch``, ``subset``)."""
+
+    CHUNK = 4096  # rows per read when a whole dataset is passed over in order
+
+    @property
+    def kind(self) -> str:
+        return "tabular" if self.layout == TABULAR else "image"
+
+    def chunk_rows(self, size: int) -> int:
+        return size
+
+    def chunks(self, size: int = CHUNK):
+        """(start, samples) over the whole dataset in order, ``size`` rows at a time."""
+        size = self.chunk_rows(size)
+        for start in range(0, len(self), size):
+            yield start, self.batch(slice(start, start + size))
+
+    def require_labels(self) -> torch.Tensor:
+        y = self.label_rows()
+        if y is None:
+            raise VaekitError(f"{self.name} has no labels, but a conditional model (cvae) needs them; give "
+                              "labelled data (.npz with y, a label column, class subfolders, IDX labels)")
+        return y
+
+    def labels(self, index, model) -> torch.Tensor | None:
+        """Labels at ``index`` (all for None) if ``model`` is conditional, else None."""
+        if not getattr(model, "n_classes", 0):
+            return None
+        self.require_labels()
+        return self.label_rows(index)
+
+    def check_binarizable(self) -> None:
+        lo, hi = self.value_range()
+        if lo < 0 or hi > 1:
+            raise VaekitError(f"{self.name}: --binarize needs data in [0, 1], but it spans [{lo:.3g}, {hi:.3g}]")
+
+    def split_indices(self, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Positions of a random train/validation split that depends only on the seed and the
+        size (None when nothing is held out)."""
+        n_val = int(round(len(self) * val_fraction))
+        if n_val == 0:
+            return None
+        if n_val >= len(self):
+            raise VaekitError(
+                f"{self.name} has {len(self)} samples, too few for --val-fraction {val_fraction}; "
+                "use a smaller fraction or more data")
+        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return perm[n_val:], perm[:n_val]
+
+
 @dataclass
-class Dataset:
+class Dataset(Samples):
     """All samples of a data spec, ready for training.
 
     ``x`` is (N, D) for tabular data and (N, C, H, W) for images; uint8 images stay uint8
@@ -30,10 +82,6 @@ class Dataset:
 
     def __len__(self) -> int:
         return self.x.shape[0]
-
-    @property
-    def kind(self) -> str:
-        return "tabular" if self.layout == TABULAR else "image"
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -55,11 +103,6 @@ class Dataset:
     def nbytes(self) -> int:
         return self.x.numel() * self.x.element_size()
 
-    def chunks(self, size: int = 4096):
-        """(start, samples) over the whole dataset in order, ``size`` rows at a time."""
-        for start in range(0, len(self), size):
-            yield start, self.batch(slice(start, start + size))
-
     def epoch_order(self, generator: torch.Generator, loading=None) -> torch.Tensor:
         """This epoch's order: a permutation of all samples (everything is in memory, so the
         whole set is one window)."""
@@ -73,17 +116,9 @@ class Dataset:
         for index, n in global_batches(order.to(self.x.device), loading):
             yield self.batch(index), (self.require_labels()[index] if with_labels else None), n
 
-    def require_labels(self) -> torch.Tensor:
-        if self.y is None:
-            raise VaekitError(f"{self.name} has no labels, but a conditional model (cvae) needs them; give "
-                              "labelled data (.npz with y, a label column, class subfolders, IDX labels)")
-        return self.y
-
-    def labels(self, index: torch.Tensor | slice | None, model) -> torch.Tensor | None:
-        """Labels at ``index`` (all for None) if ``model`` is conditional, else None."""
-        if not getattr(model, "n_classes", 0):
-            return None
-        return self.require_labels() if index is None else self.require_labels()[index]
+    def label_rows(self, index=None) -> torch.Tensor | None:
+        """Labels at ``index`` (all for None), or None for unlabelled data."""
+        return self.y if index is None or self.y is None else self.y[index]
 
     def subset(self, index: torch.Tensor) -> "Dataset":
         return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
@@ -104,15 +139,8 @@ class Dataset:
 
     def split(self, val_fraction: float, seed: int) -> tuple["Dataset", "Dataset | None"]:
         """A random train/validation split that depends only on the seed and the size."""
-        n_val = int(round(len(self) * val_fraction))
-        if n_val == 0:
-            return self, None
-        if n_val >= len(self):
-            raise VaekitError(
-                f"{self.name} has {len(self)} samples, too few for --val-fraction {val_fraction}; "
-                "use a smaller fraction or more data")
-        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
-        return self.subset(perm[n_val:]), self.subset(perm[:n_val])
+        parts = self.split_indices(val_fraction, seed)
+        return (self, None) if parts is None else (self.subset(parts[0]), self.subset(parts[1]))
 
     def standardized(self, mean, std) -> "Dataset":
         """Features shifted and scaled: (x - mean) / std, as float32."""
@@ -124,11 +152,6 @@ class Dataset:
         std = x.std(0) if len(x) > 1 else torch.ones(x.shape[1:])
         std = torch.where(std > 1e-8, std, torch.ones_like(std))
         return x.mean(0).numpy().astype(np.float32), std.numpy().astype(np.float32)
-
-    def check_binarizable(self) -> None:
-        lo, hi = self.value_range()
-        if lo < 0 or hi > 1:
-            raise VaekitError(f"{self.name}: --binarize needs data in [0, 1], but it spans [{lo:.3g}, {hi:.3g}]")
 
     def binarized(self, seed: int) -> "Dataset":
         """Each value in [0, 1] replaced by one Bernoulli draw with that probability (seeded)."""

@@ -20,10 +20,9 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError
-from .dataset import TABULAR, Dataset, standardize
+from .dataset import Dataset, Samples, standardize
 from .source import Source
 
-CHUNK = 4096  # rows per read when a whole dataset is passed over in order (fewer for wide rows:)
 CHUNK_BYTES = 32 << 20  # a chunk's stored size at most, so wide rows do not make huge reads
 
 
@@ -41,7 +40,7 @@ class Loading:
 
 
 @dataclass
-class LazyDataset:
+class LazyDataset(Samples):
     """Rows ``rows`` of ``source`` (all for None), in model units: uint8 scaled to [0, 1],
     standardised with ``mean``/``std`` if given, binarised with ``binarize_seed`` if given."""
 
@@ -62,10 +61,6 @@ class LazyDataset:
     sample_shape = property(lambda self: tuple(self.source.sample_shape))
     is_standardized = property(lambda self: self.mean is not None)
     class_names = property(lambda self: self.source.class_names)
-
-    @property
-    def kind(self) -> str:
-        return "tabular" if self.layout == TABULAR else "image"
 
     @property
     def nbytes(self) -> int:
@@ -125,24 +120,9 @@ class LazyDataset:
         first = (index.start or 0) if isinstance(index, slice) else 0
         return self.prepare(torch.from_numpy(self.raw(index)), first)
 
-    def chunks(self, size: int = CHUNK):
-        """(start, samples) over the whole dataset in order, ``size`` rows at a time (fewer where
-        that many would take more than ``CHUNK_BYTES``)."""
-        size = max(1, min(size, CHUNK_BYTES // max(1, self.source.row_bytes)))
-        for start in range(0, len(self), size):
-            yield start, self.batch(slice(start, start + size))
-
-    def require_labels(self) -> torch.Tensor:
-        if self.y is None:
-            raise VaekitError(f"{self.name} has no labels, but a conditional model (cvae) needs them; give "
-                              "labelled data (.npz with y, a label column, class subfolders, IDX labels)")
-        return self.y
-
-    def labels(self, index, model) -> torch.Tensor | None:
-        if not getattr(model, "n_classes", 0):
-            return None
-        self.require_labels()
-        return self.label_rows(index)
+    def chunk_rows(self, size: int) -> int:
+        """Fewer rows per chunk where ``size`` of them would take more than ``CHUNK_BYTES``."""
+        return max(1, min(size, CHUNK_BYTES // max(1, self.source.row_bytes)))
 
     # -- views ---------------------------------------------------------------------------------
     def subset(self, index) -> "LazyDataset":
@@ -151,15 +131,10 @@ class LazyDataset:
     def split(self, val_fraction: float, seed: int) -> tuple["LazyDataset", "LazyDataset | None"]:
         """The same random split as :meth:`Dataset.split` for the same seed and size, with each
         part's rows kept in file order (so that reading them stays sequential)."""
-        n_val = int(round(len(self) * val_fraction))
-        if n_val == 0:
+        parts = self.split_indices(val_fraction, seed)
+        if parts is None:
             return self, None
-        if n_val >= len(self):
-            raise VaekitError(
-                f"{self.name} has {len(self)} samples, too few for --val-fraction {val_fraction}; "
-                "use a smaller fraction or more data")
-        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)).numpy()
-        return self.subset(np.sort(perm[n_val:])), self.subset(np.sort(perm[:n_val]))
+        return self.subset(np.sort(parts[0].numpy())), self.subset(np.sort(parts[1].numpy()))
 
     def standardized(self, mean, std) -> "LazyDataset":
         return replace(self, mean=np.asarray(mean, np.float32), std=np.asarray(std, np.float32), _range=[])
@@ -210,11 +185,6 @@ class LazyDataset:
         std = (m2 / (n - 1)).sqrt() if n > 1 else torch.ones_like(mean)
         std = torch.where(std > 1e-8, std, torch.ones_like(std))
         return mean.numpy().astype(np.float32), std.numpy().astype(np.float32)
-
-    def check_binarizable(self) -> None:
-        lo, hi = self.value_range()
-        if lo < 0 or hi > 1:
-            raise VaekitError(f"{self.name}: --binarize needs data in [0, 1], but it spans [{lo:.3g}, {hi:.3g}]")
 
     # -- training ------------------------------------------------------------------------------------
     def epoch_order(self, generator: torch.Generator, loading: Loading) -> torch.Tensor:
