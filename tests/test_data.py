@@ -192,6 +192,7 @@ def test_bad_csv_files(tmp_path, content, message):
     (np.array([[1.0, np.inf]]), "NaN or infinite"),
     (np.zeros((2, 3, 8, 8)), "channel-first"),
     (np.zeros((2, 2, 2, 2, 2)), "expected"),
+    (np.ones((3, 2), np.complex64), "complex numbers"),
 ])
 def test_bad_arrays(tmp_path, array, message):
     np.save(tmp_path / "bad.npy", array)

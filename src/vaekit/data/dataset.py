@@ -198,6 +198,9 @@ def layout_of(shape: tuple[int, ...], dtype, name: str) -> str:
     dtype = np.dtype(dtype)
     if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
         raise VaekitError(f"{name}: data must be numeric, got dtype {dtype}; convert it to numbers first")
+    if np.issubdtype(dtype, np.complexfloating):  # casting would silently drop the imaginary part
+        raise VaekitError(f"{name}: complex numbers ({dtype}) are not supported; save the real and imaginary "
+                          "parts (or the magnitude) as real features")
     if len(shape) == 0 or shape[0] == 0 or 0 in shape:
         raise VaekitError(f"{name}: the dataset is empty; give a file with at least one sample")
     if len(shape) == 2:
