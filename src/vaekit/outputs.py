@@ -48,12 +48,7 @@ def write_rows(out: Path, chunks, n_rows: int, first_row: int, row_shape: tuple[
             world.agree(lambda: _write_npy_rows(tmp, offset, chunks, first_row, row_shape, bar, world.size))
         else:
             world.agree(lambda: _write_table(part, suffix, chunks, columns, fmt, bar, world.size))
-        if world.is_main:
-            if world.size > 1 and suffix != ".npy":
-                _append_parts(tmp, suffix, _parts(tmp, world.size))
-            os.chmod(tmp, 0o666 & ~umask())
-            os.replace(tmp, out)
-        world.barrier()
+        world.on_main(lambda: _finish(tmp, out, suffix, world.size))  # its errors reach every rank
     except BaseException:  # every rank clears what it can: the one that failed may be gone
         for path in (tmp, *_parts(tmp, world.size)):
             path.unlink(missing_ok=True)
@@ -61,6 +56,14 @@ def write_rows(out: Path, chunks, n_rows: int, first_row: int, row_shape: tuple[
     finally:
         bar.close()
     return out
+
+
+def _finish(tmp: Path, out: Path, suffix: str, world_size: int) -> None:
+    """The ranks' parts appended (CSV, Parquet) and the whole file put in place."""
+    if world_size > 1 and suffix != ".npy":
+        _append_parts(tmp, suffix, _parts(tmp, world_size))
+    os.chmod(tmp, 0o666 & ~umask())
+    os.replace(tmp, out)
 
 
 def _parts(tmp: Path, world_size: int) -> list[Path]:
