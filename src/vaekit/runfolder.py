@@ -89,8 +89,10 @@ class RunFolder:
             raise VaekitError(f"{path} is corrupt or unreadable ({e}); start a new run") from None
 
     def append_metrics(self, row: dict) -> None:
-        with open(self.file(METRICS), "a") as f:
-            f.write(json.dumps(row) + "\n")
+        """One more line, written atomically like every other file (the whole file is small)."""
+        path = self.file(METRICS)
+        before = path.read_text() if path.exists() else ""
+        atomic_write(path, lambda tmp: Path(tmp).write_text(before + json.dumps(row) + "\n"))
 
     def metrics(self) -> list[dict]:
         path = self.file(METRICS)
