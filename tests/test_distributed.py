@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import vaekit
+from vaekit.data.parquet import write_parquet
 
 from conftest import TINY
 
@@ -101,8 +102,7 @@ def test_sharded_encoding_and_scoring_write_one_file_in_input_order(tmp_path):
     x = table(5001)  # an odd count: the ranks' shares differ in size
     np.save(tmp_path / "x.npy", x)
     labels = (rng.random(len(x)) < 0.1).astype(int)
-    vaekit.data.parquet.write_parquet(tmp_path / "x.parquet", x, [f"f{i}" for i in range(6)], labels,
-                                      row_group_rows=700)
+    write_parquet(tmp_path / "x.parquet", x, [f"f{i}" for i in range(6)], labels, row_group_rows=700)
     run = vaekit.train(x, out=tmp_path / "run", **{**AE, "model": "vae"})
     det = vaekit.AnomalyDetector(epochs=2, random_state=0).fit(x[:1000])
     det.save(tmp_path / "det")

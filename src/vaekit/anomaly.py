@@ -248,6 +248,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             return self.score
         return "elbo" if self.model == "vae" and self.kind_ == "tabular" else "recon"
 
+    def check_data(self, X) -> None:
+        """Raise a clear error if X is not data like the training data (shape, columns)."""
+        check_is_fitted(self, "net_")
+        self._dataset(X, fitting=False)
+
     def score_chunks(self, X, chunk: int = 4096):
         """Scores of X (an array, a DataFrame or a vaekit dataset, which may be read on demand)
         a chunk at a time, in order: the way to score data larger than memory."""

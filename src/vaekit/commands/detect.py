@@ -87,7 +87,7 @@ def _score(args) -> int:
     world = distributed.join()
     det = AnomalyDetector.load(args.run)
     data = open_lazy(args.data)
-    det._dataset(data, fitting=False)  # the shape and columns must match before any work
+    det.check_data(data)  # the shape and columns must match before any work
     y = data.y
     # 0/1 labels mark anomalies (1); class labels, and names (numbered in sorted order), do not
     binary = y is not None and data.class_names is None and set(np.unique(y.numpy()).tolist()) <= {0, 1}
@@ -107,7 +107,7 @@ def _score(args) -> int:
     from ._common import stream_out
 
     stream_out(out, data, chunks, (2,), ["score", "label"], fmt=["%.8g", "%d"], announce=not args.json)
-    flagged = int(world.all_reduce(torch_tensor(flagged[0])).item())
+    flagged = sum(world.all_gather(flagged[0]))
     scores = None
     if binary:
         scores = np.concatenate([np.zeros(0), *kept])
@@ -135,9 +135,3 @@ def _score(args) -> int:
         for key, value in metrics.items():
             print(f"{key:>10}  {value:.4f}" if isinstance(value, float) else f"{key:>10}  {value}", file=sys.stderr)
     return 0
-
-
-def torch_tensor(value):
-    import torch
-
-    return torch.tensor([value], dtype=torch.float64)
