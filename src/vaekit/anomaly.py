@@ -333,6 +333,15 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return det
 
 
+def anomaly_marks(ds) -> np.ndarray | None:
+    """The labels of ``ds`` as 0/1 anomaly marks (1 = anomaly), or None where they are not that:
+    no labels, class numbers, or names (numbered in sorted order, so they could read backwards)."""
+    y = ds.y
+    if y is None or ds.class_names is not None or not set(np.unique(y.numpy()).tolist()) <= {0, 1}:
+        return None
+    return y.numpy().astype(int)
+
+
 def score_draws(detector):
     """The fixed standard-normal draws (n_samples, latent_dim) every row's score uses."""
     import torch

@@ -110,9 +110,6 @@ class World:
             dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def barrier(self) -> None:
-        self.all_reduce(_zero())
-
     def on_main(self, fn):
         """``fn()`` run on rank 0 and its result shared with every rank; an error there is raised
         on rank 0 and, as a quiet :class:`PeerError`, on the others."""
@@ -150,12 +147,6 @@ class World:
 
 
 SINGLE = World()
-
-
-def _zero():
-    import torch
-
-    return torch.zeros(1)
 
 
 def launched() -> bool:

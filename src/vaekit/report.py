@@ -183,6 +183,8 @@ def build_detector_report(detector, folder: Path, data=None, name: str = "", sco
     """Training scores with the threshold; with ``data`` (a Dataset), its scores (``scores``
     if already computed), and when it has 0/1 labels, ROC/PR curves; the most anomalous
     inputs beside their reconstructions."""
+    from .anomaly import anomaly_marks
+
     rows = [("detector folder", folder), ("model", f"{detector.model} ({detector.model_config_.arch})"),
             ("score", detector.score_), ("contamination", detector.contamination),
             ("threshold", detector.threshold_), ("input shape", detector.sample_shape_),
@@ -192,8 +194,7 @@ def build_detector_report(detector, folder: Path, data=None, name: str = "", sco
     if data is not None:
         ds = data
         scores = detector.decision_function(ds) if scores is None else scores
-        binary = ds.y is not None and ds.class_names is None and set(ds.y.unique().tolist()) <= {0, 1}
-        labels = ds.y.numpy().astype(int) if binary else None  # 1 = anomaly; class labels are not that
+        labels = anomaly_marks(ds)
         sections.append((f"Scores on {name or 'the data'}", figure(plots.score_histogram(scores, detector.threshold_,
                                                                                           labels))))
         if labels is not None and 0 < labels.sum() < len(labels):

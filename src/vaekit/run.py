@@ -67,8 +67,7 @@ class Run:
             ds = open_lazy(str(data), image_size)
         else:
             ds = as_dataset(data, image_size, name="input")
-        check_shape(ds, self.config)
-        ds = in_model_units(ds, self.config)
+        ds = _checked(ds, self.config)
         if self.model.n_classes and ds.y is not None and int(ds.y.max()) >= self.model.n_classes:
             raise VaekitError(f"{ds.name} has labels up to {int(ds.y.max())}, but the model knows classes 0 to "
                               f"{self.model.n_classes - 1}")
@@ -292,6 +291,11 @@ def _reopen(config: RunConfig, array=None) -> Dataset | LazyDataset:
     else:
         source = open_source(config.data.spec, config.data.image_size)
         dataset = LazyDataset(source) if config.data.storage == "stream" else source.load()
+    return _checked(dataset, config)
+
+
+def _checked(dataset, config: RunConfig):
+    """Data like the run's training data (else a clear error), in the model's units."""
     check_shape(dataset, config)
     return in_model_units(dataset, config)
 
@@ -347,7 +351,8 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
     trainer.fit(train_data, val_data)
     # The best epoch's weights, which rank 0 saved; the other ranks may not see its disk.
     best = world.on_main(lambda: folder.load_weights(model) or model.state_dict())
-    model.load_state_dict(best)
+    if not world.is_main:
+        model.load_state_dict(best)
     run = Run(model, config, folder.path, device)
     if not world.is_main:
         return run
@@ -442,8 +447,7 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
             raise VaekitError(f"{run_dir} was trained on an in-memory array, which the run folder does not "
                               "hold; start a new run")
         dataset, config = _open(config, None, world)
-        check_shape(dataset, config)
-        prepared["data"] = in_model_units(dataset, config)
+        prepared["data"] = _checked(dataset, config)
         folder.save_config(config)
         folder.keep_metrics_through(0 if state is None else state["epoch"])
         return config, state, folder.path

@@ -80,7 +80,7 @@ def _score(args) -> int:
     import numpy as np
 
     from .. import distributed
-    from ..anomaly import AnomalyDetector
+    from ..anomaly import AnomalyDetector, anomaly_marks
     from ..data import open_lazy
 
     out = check_output(args.out, allowed=(".csv", ".parquet"))
@@ -88,10 +88,9 @@ def _score(args) -> int:
     det = AnomalyDetector.load(args.run)
     data = open_lazy(args.data)
     det.check_data(data)  # the shape and columns must match before any work
-    y = data.y
-    # 0/1 labels mark anomalies (1); class labels, and names (numbered in sorted order), do not
-    binary = y is not None and data.class_names is None and set(np.unique(y.numpy()).tolist()) <= {0, 1}
-    if y is not None and data.class_names is not None and len(data.class_names) == 2:
+    y = anomaly_marks(data)
+    binary = y is not None
+    if data.class_names is not None and len(data.class_names) == 2:
         print(f"vaekit detect score: labels are names ({', '.join(data.class_names)}), not 0/1 anomaly marks, so "
               "no AUROC is computed; mark anomalies with 1 and normal rows with 0", file=sys.stderr)
     kept, flagged = [], [0]
@@ -118,7 +117,6 @@ def _score(args) -> int:
     if binary:
         from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-        y = y.numpy().astype(int)
         if 0 < y.sum() < len(y):
             metrics.update(auroc=float(roc_auc_score(y, scores)), auprc=float(average_precision_score(y, scores)),
                            f1=float(f1_score(y, scores > det.threshold_)))

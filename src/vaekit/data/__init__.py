@@ -138,7 +138,7 @@ def format_size(n: int) -> str:
 
 def open_dataset(spec, image_size: tuple[int, int] | None, budget: int) -> tuple[Dataset | LazyDataset, str]:
     """The data of ``spec`` in memory if it fits ``budget`` bytes, else read on demand; and why."""
-    source = spec if isinstance(spec, Source) else open_source(spec, image_size)
+    source = open_source(spec, image_size)
     size, limit = format_size(source.nbytes), format_size(budget)
     if isinstance(source, MemorySource) or source.nbytes <= budget:
         return source.load(), f"in memory: {size} of data within the {limit} memory budget"

@@ -104,7 +104,6 @@ class NpySource(Source):
         self.name = str(path)
         a = self._map()
         self.layout = layout_of(a.shape, a.dtype, self.name)
-        self.raw_dtype = a.dtype
         self.dtype = np.dtype(np.uint8) if a.dtype == np.uint8 else np.dtype(np.float32)
         self.sample_shape = model_rows(np.zeros((1, *a.shape[1:]), a.dtype), self.layout, self.name).shape[1:]
         self.n = a.shape[0]
@@ -124,8 +123,6 @@ class NpySource(Source):
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows)
-        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # a contiguous run: one slice
-            return self.read(int(rows[0]), int(rows[-1]) + 1)
         return model_rows(self._map()[rows], self.layout, self.name, int(rows[0]) if len(rows) else 0)
 
     def read(self, start: int, stop: int) -> np.ndarray:
