@@ -228,6 +228,8 @@ class LazyDataset(Samples):
                     item = next(it)  # a dead worker raises here (or anywhere): see loader_errors
                 except StopIteration:
                     return
+                except (ConnectionError, EOFError) as e:  # a worker died while handing over its window
+                    raise RuntimeError(f"DataLoader worker lost ({type(e).__name__}: {e})") from None
                 if isinstance(item, str):
                     raise VaekitError(item)
                 x, y, sizes = item
@@ -237,7 +239,13 @@ class LazyDataset(Samples):
                     yield self.prepare(part), (None if y is None else y[offset:offset + m].to(device)), n
                     offset += m
         finally:
-            del it  # stops the workers here, not whenever the iterator is collected
+            # Stop the workers now. Dropping the iterator is not enough when an exception is on its
+            # way out: its traceback holds the iterator, whose SIGCHLD handler would then raise
+            # again, anywhere, for a worker that is already reported.
+            shutdown = getattr(it, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+            del it
 
 
 class loader_errors:
