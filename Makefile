@@ -36,6 +36,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/anomaly_adbench.py
 	$(BIN)/python bench/anomaly_mnist.py
+	$(BIN)/python bench/pyod_parity.py
 	$(BIN)/python bench/denoise.py
 	$(BIN)/python bench/literature.py
 	$(BIN)/python bench/inference.py

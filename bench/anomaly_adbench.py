@@ -1,16 +1,22 @@
-"""Tabular anomaly detection on the 12 ADBench sets in ../shared/data/adbench.
+"""Tabular anomaly detection on the 20 ADBench sets in ../shared/data/adbench.
 
 Semi-supervised protocol (../shared/data/README.md): train on a random half of the normal
 rows, test on the other half plus all anomalies; sets over 10,000 rows first subsampled
 to 10,000 keeping the anomaly ratio; features standardised with the training part's mean
-and standard deviation. AUROC and AUPRC on the test part, averaged over seeds 1-3, and
-total fit time, for vaekit and the detectors a user would otherwise reach for, side by side.
+and standard deviation. AUROC and AUPRC on the test part, averaged over seeds, and total
+fit time, for vaekit and the detectors a user would otherwise reach for, side by side.
+
+A mean over 20 sets can be won by tuning for a few of them, so the table also gives the
+mean on each half of the collection (the 12 first given and the 8 harder ones added later)
+and, for each detector, on how many sets it beats PyOD's AutoEncoder.
 
     python bench/anomaly_adbench.py [--seeds 1,2,3] [--detectors vaekit-vae,pyod-ae,...]
+        [--save results.json] [--load earlier.json]   # reuse detectors measured before
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +27,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from _shared import SHARED
 
 ADBENCH = SHARED / "data" / "adbench"
+# The 8 sets added to the collection last, among the hardest (../shared/data/README.md).
+ADDED = {"12_fault", "15_Hepatitis", "19_landsat", "21_Lymphography", "27_PageBlocks", "35_SpamBase",
+         "39_vertebral", "44_Wilt"}
+REFERENCE = "pyod-ae"
 
 
 def split(x: np.ndarray, y: np.ndarray, seed: int):
@@ -71,15 +81,8 @@ def detectors(seed: int) -> dict:
     }
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", default="1,2,3")
-    p.add_argument("--detectors", default="vaekit-vae,vaekit-ae,pyod-ae,pyod-vae,iforest,knn")
-    p.add_argument("--per-set", action="store_true", help="also print each set's AUROC")
-    a = p.parse_args()
-    warnings.filterwarnings("ignore")
-    names = a.detectors.split(",")
-    files = sorted(ADBENCH.glob("*.npz"), key=lambda f: int(f.name.split("_")[0]))
+def measure(names: list[str], files: list[Path], seeds: list[int]) -> dict:
+    """{detector: {"auroc": {set: [per seed]}, "auprc": {...}, "fit_s": total}}"""
     results = {n: {"auroc": {}, "auprc": {}, "fit_s": 0.0} for n in names}
     warm = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
     for n, fit in detectors(0).items():  # first calls load libraries and kernels: keep that out of the timing
@@ -87,7 +90,7 @@ def main() -> None:
             fit(warm)(warm)
     for f in files:
         data = np.load(f)
-        for seed in map(int, a.seeds.split(",")):
+        for seed in seeds:
             xtr, xte, yte = split(data["X"].astype(np.float64), data["y"].astype(int), seed)
             fits = detectors(seed)
             for n in names:
@@ -97,17 +100,51 @@ def main() -> None:
                 s = np.asarray(score(xte.astype(np.float32)), dtype=np.float64)
                 results[n]["auroc"].setdefault(f.stem, []).append(roc_auc_score(yte, s))
                 results[n]["auprc"].setdefault(f.stem, []).append(average_precision_score(yte, s))
-    print(f"ADBench semi-supervised protocol, {len(files)} sets x seeds {a.seeds}")
-    if a.per_set:
-        print(f"{'set':16}" + "".join(f"{n:>12}" for n in names))
-        for f in files:
-            print(f"{f.stem:16}" + "".join(f"{np.mean(results[n]['auroc'][f.stem]):12.3f}" for n in names))
-    print(f"{'detector':14}{'mean AUROC':>12}{'mean AUPRC':>12}{'fit time s':>12}")
+    return results
+
+
+def report(results: dict, sets: list[str], seeds: str, per_set: bool) -> None:
+    names = list(results)
+    mean = {n: {s: float(np.mean(results[n]["auroc"][s])) for s in sets} for n in names}
+    print(f"ADBench semi-supervised protocol, {len(sets)} sets x seeds {seeds}")
+    if per_set:
+        print(f"{'set':18}" + "".join(f"{n:>12}" for n in names))
+        for s in sets:
+            print(f"{s:18}" + "".join(f"{mean[n][s]:12.3f}" for n in names))
+    first = [s for s in sets if s not in ADDED]
+    added = [s for s in sets if s in ADDED]
+    print(f"{'detector':14}{'AUROC':>8}{'first 12':>10}{'added 8':>9}{'AUPRC':>8}{'> ' + REFERENCE:>10}"
+          f"{'fit s':>9}")
     for n in names:
-        r = results[n]
-        auroc = np.mean([np.mean(v) for v in r["auroc"].values()])
-        auprc = np.mean([np.mean(v) for v in r["auprc"].values()])
-        print(f"{n:14}{auroc:12.3f}{auprc:12.3f}{r['fit_s']:12.1f}")
+        auprc = np.mean([np.mean(results[n]["auprc"][s]) for s in sets])
+        wins = "" if REFERENCE not in results else f"{sum(mean[n][s] > mean[REFERENCE][s] for s in sets)}/{len(sets)}"
+        print(f"{n:14}{np.mean([mean[n][s] for s in sets]):8.3f}"
+              f"{np.mean([mean[n][s] for s in first]) if first else float('nan'):10.3f}"
+              f"{np.mean([mean[n][s] for s in added]) if added else float('nan'):9.3f}"
+              f"{auprc:8.3f}{wins:>10}{results[n]['fit_s']:9.1f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--detectors", default="vaekit-vae,vaekit-ae,pyod-ae,pyod-vae,iforest,knn")
+    p.add_argument("--sets", default="", help="comma-separated set names (default: all)")
+    p.add_argument("--per-set", action="store_true", help="also print each set's AUROC")
+    p.add_argument("--save", type=Path, help="write the raw results here as JSON")
+    p.add_argument("--load", type=Path, help="add detectors measured before (a --save file)")
+    a = p.parse_args()
+    warnings.filterwarnings("ignore")
+    files = sorted(ADBENCH.glob("*.npz"), key=lambda f: int(f.name.split("_")[0]))
+    if a.sets:
+        files = [f for f in files if f.stem in a.sets.split(",")]
+    seeds = [int(s) for s in a.seeds.split(",")]
+    results = measure([n for n in a.detectors.split(",") if n], files, seeds)
+    if a.load:
+        earlier = json.loads(a.load.read_text())
+        results = {**{n: r for n, r in earlier.items() if n not in results}, **results}
+    if a.save:
+        a.save.write_text(json.dumps(results))
+    report(results, [f.stem for f in files], a.seeds, a.per_set)
 
 
 if __name__ == "__main__":

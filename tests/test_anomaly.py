@@ -9,6 +9,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from vaekit import AnomalyDetector, VaekitError
 from vaekit.cli import main
@@ -40,8 +41,28 @@ def planted(seed: int = 0, n_normal: int = 600, n_anomalies: int = 40):
                                                ("vae", "recon", 0.8)])
 def test_finds_planted_anomalies(model, score, bar):
     train, test, y = planted()
-    det = AnomalyDetector(model=model, score=score, **FAST).fit(train)
+    det = AnomalyDetector(model=model, anomaly_score=score, **FAST).fit(train)
     assert roc_auc_score(y, det.decision_function(test)) > bar
+
+
+# scikit-learn's checks that do not apply to a detector with PyOD's conventions, and why.
+PYOD_CONVENTIONS = "scikit-learn's outlier detectors label inliers +1 and outliers -1 and score inliers " \
+                   "higher; PyOD's, and ours, label anomalies 1 and normal rows 0 and score anomalies higher"
+NOT_APPLICABLE = {
+    "check_outliers_train": PYOD_CONVENTIONS,
+    "check_outliers_fit_predict": PYOD_CONVENTIONS,
+    "check_fit_score_takes_y": "score(X, y) reads y as 0/1 anomaly marks (it is the AUROC) and refuses the "
+                               "three classes this check passes",
+    "check_methods_subset_invariance": "float32 networks: a row's score may differ in the 7th digit with the "
+                                       "size of the batch it is in, and predict_proba's min-max scaling "
+                                       "magnifies that past the check's 1e-7",
+}
+
+
+@parametrize_with_checks([AnomalyDetector(epochs=3, random_state=0)],
+                         expected_failed_checks=lambda estimator: NOT_APPLICABLE)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
 
 
 def test_scikit_learn_and_pyod_contract():
@@ -62,6 +83,61 @@ def test_scikit_learn_and_pyod_contract():
     proba = det.predict_proba(test)
     assert proba.shape == (240, 2) and np.allclose(proba.sum(1), 1) and proba.min() >= 0 and proba.max() <= 1
     assert det.n_features_in_ == 6
+
+
+def test_pyod_api_confidence_and_rejection():
+    train, test, _ = planted()
+    det = AnomalyDetector(contamination=0.05, **FAST)
+    np.testing.assert_array_equal(det.fit_predict(train), det.labels_)
+    scores = det.decision_function(test)
+    labels, confidence = det.predict(test, return_confidence=True)
+    np.testing.assert_array_equal(labels, det.predict(test))
+    np.testing.assert_allclose(confidence, det.predict_confidence(test))
+    assert confidence.min() >= 0 and confidence.max() <= 1
+    # sure far from the threshold, least sure at it
+    distance = np.abs(scores - det.threshold_)
+    assert confidence[distance.argmax()] > 0.99 and confidence[distance.argmin()] < 0.75
+    proba, again = det.predict_proba(test, method="unify", return_confidence=True)
+    np.testing.assert_allclose(again, confidence)
+    order = np.argsort(scores)
+    assert np.all(np.diff(proba[order, 1]) >= 0) and np.allclose(proba.sum(1), 1)
+    with pytest.raises(ValueError, match="method must be 'linear' or 'unify'"):
+        det.predict_proba(test, method="sigmoid")
+
+    rank = np.searchsorted(np.sort(det.decision_scores_), scores, side="right")
+    threshold_rank = np.searchsorted(np.sort(det.decision_scores_), det.threshold_, side="right")
+    rejected = {}
+    for t in (2, 8):
+        marks, (expected, upper, cost) = det.predict_with_rejection(test, T=t, return_stats=True)
+        kept = marks != -2
+        np.testing.assert_array_equal(marks[kept], labels[kept])  # what is not left to a person is unchanged
+        # rejected: a band of training-score ranks around the threshold, with no kept row inside it
+        rejected_ranks = rank[~kept]
+        assert not np.any((rank[kept] > rejected_ranks.min()) & (rank[kept] < rejected_ranks.max()))
+        assert abs(np.median(rejected_ranks) - threshold_rank) < 0.05 * len(det.decision_scores_)
+        assert 0 <= expected <= upper and cost >= 0
+        rejected[t] = (~kept).sum()
+    assert 0 < rejected[2] <= rejected[8] < len(test)  # a larger T rejects more
+
+
+def test_model_selection_scores_by_auroc():
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train, test, y = planted()
+    pipe = make_pipeline(StandardScaler(), AnomalyDetector(**FAST)).fit(train)
+    assert pipe.score(test, y) == pytest.approx(roc_auc_score(y, pipe.decision_function(test)))
+    # labelled data with a few anomalies in every fold, the training folds too
+    X, marks = np.concatenate([train, test]), np.r_[np.zeros(len(train)), y]
+    folds = StratifiedKFold(2, shuffle=True, random_state=0)
+    quick = AnomalyDetector(epochs=20, random_state=0)
+    assert cross_val_score(quick, X, marks, cv=folds).mean() > 0.8
+    search = GridSearchCV(quick, {"model": ["ae", "vae"]}, cv=folds).fit(X, marks)
+    assert search.best_score_ > 0.8 and search.best_estimator_.model in ("ae", "vae")
+    assert AnomalyDetector(**FAST).fit(train).score(test) < 0  # no labels: minus the mean anomaly score
+    with pytest.raises(ValueError, match="0/1 mark per row"):
+        AnomalyDetector(**FAST).fit(train).score(test, np.arange(len(test)) % 3)
 
 
 def test_scores_are_deterministic_and_independent_of_the_batch():
@@ -88,17 +164,42 @@ def test_dataframes_keep_their_column_names():
         det.fit(pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}))
 
 
-def test_wrong_shape_and_bad_parameters_are_clear_errors():
+def test_wrong_shape_and_bad_input_are_clear_errors():
+    sparse = pytest.importorskip("scipy.sparse")
     train, test, _ = planted()
     det = AnomalyDetector(**FAST).fit(train)
-    with pytest.raises(ValueError, match="fitted on shape"):
+    with pytest.raises(ValueError, match="X has 5 features, but AnomalyDetector is expecting 6"):
         det.decision_function(test[:, :5])
     with pytest.raises(ValueError, match="NaN"):
         det.decision_function(np.full((2, 6), np.nan, np.float32))
-    with pytest.raises(ValueError, match="needs a VAE"):
-        AnomalyDetector(model="ae", score="elbo").fit(train)
-    with pytest.raises(ValueError, match="contamination"):
-        AnomalyDetector(contamination=0.7).fit(train)
+    for X, message in [(sparse.csr_matrix(train), "sparse input is not supported; pass X.toarray()"),
+                       (train.astype(np.complex64), "Complex data not supported"),
+                       (np.zeros((5, 0)), "0 feature"),
+                       (train[:1], "1 sample"),
+                       (train[:, 0], "Reshape your data"),
+                       (np.array([["a", "b"], ["c", "d"]], dtype=object), "must be numeric")]:
+        with pytest.raises(ValueError, match=message) as error:
+            AnomalyDetector(**FAST).fit(X)
+        assert "\n" not in str(error.value)
+    numbers_as_objects = train.astype(object)
+    assert AnomalyDetector(epochs=2).fit(numbers_as_objects).decision_function(numbers_as_objects).shape == (600,)
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(batch_size=0), "batch_size must be 'auto' or an integer of at least 1"),
+    (dict(epochs=0), "epochs must be"), (dict(lr=-1), "lr must be"), (dict(lr="fast"), "lr must be"),
+    (dict(contamination="x"), "contamination must be a number in"), (dict(contamination=0.7), "contamination"),
+    (dict(model="gan"), "model must be"), (dict(anomaly_score="max"), "anomaly_score must be one of"),
+    (dict(model="ae", anomaly_score="elbo"), "needs a VAE"), (dict(n_samples=0), "n_samples"),
+    (dict(hidden_dims=(64, 0)), "hidden_dims"), (dict(hidden_dims=64), "hidden_dims"),
+    (dict(latent_dim=2.5), "latent_dim"), (dict(val_fraction=1.0), "val_fraction"),
+    (dict(patience=0), "patience"), (dict(likelihood="poisson"), "likelihood"),
+    (dict(random_state="seed"), "random_state"), (dict(device="gpu"), "device"),
+])
+def test_every_bad_parameter_is_one_clear_value_error(params, message):
+    train, _, _ = planted()
+    with pytest.raises(ValueError, match=message):
+        AnomalyDetector(**params).fit(train)
 
 
 def test_save_and_load_give_the_same_scores(tmp_path):
@@ -140,4 +241,4 @@ def test_detect_command_line(tmp_path, capsys):
     np.save(tmp_path / "wide.npy", np.zeros((3, 7), np.float32))
     assert main(["detect", "score", str(tmp_path / "det"), "--data", str(tmp_path / "wide.npy"),
                  "--out", str(tmp_path / "s.csv")]) == 2
-    assert "fitted on shape" in capsys.readouterr().err
+    assert "X has 7 features, but AnomalyDetector is expecting 6" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .errors import VaekitError
+from .errors import NotNumericError, VaekitError
 
 SCORES = ("auto", "recon", "elbo", "iw")
 DETECTOR_FILE = "detector.json"
@@ -33,6 +34,25 @@ def _widths(n_features: int) -> tuple[tuple[int, ...], int]:
     hidden = int(min(256, max(32, 4 * n_features)))
     latent = int(min(32, max(2, round(n_features / 3))))
     return (hidden, hidden // 2), latent
+
+
+def _integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _seed(random_state) -> int:
+    """An int seed from scikit-learn's kinds of ``random_state`` (None: a fresh one)."""
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy % (2 ** 31))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2 ** 31))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2 ** 31))
+    return int(random_state)
 
 
 def _is_numeric(column) -> bool:
@@ -66,13 +86,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     random_state : seed of initialisation, split, shuffling and score draws.
     """
 
-    def __init__(self, model="vae", contamination=0.1, score="auto", n_samples=16, likelihood="auto",
+    def __init__(self, model="vae", contamination=0.1, anomaly_score="auto", n_samples=16, likelihood="auto",
                  latent_dim=None, hidden_dims=None, epochs="auto", batch_size="auto", lr="auto", patience=20,
                  val_fraction="auto",
                  noise=None, random_state=None, device="cpu", verbose=False):
         self.model = model
         self.contamination = contamination
-        self.score = score
+        self.anomaly_score = anomaly_score
         self.n_samples = n_samples
         self.likelihood = likelihood
         self.latent_dim = latent_dim
@@ -89,16 +109,49 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     # -- input ------------------------------------------------------------------------------
     def _validate_params(self) -> None:
-        if self.model not in ("ae", "vae"):
-            raise VaekitError(f"model must be 'ae' or 'vae', got {self.model!r}")
-        if self.score not in SCORES:
-            raise VaekitError(f"score must be one of {', '.join(SCORES)}, got {self.score!r}")
-        if self.score in ("elbo", "iw") and self.model == "ae":
-            raise VaekitError(f"score {self.score!r} needs a VAE; use score='recon' with model='ae'")
-        if not 0.0 < self.contamination <= 0.5:
-            raise VaekitError(f"contamination must be in (0, 0.5], got {self.contamination}")
-        if self.n_samples < 1:
-            raise VaekitError(f"n_samples must be at least 1, got {self.n_samples}")
+        """Every parameter checked before any work, each failure one clear ValueError."""
+        from .likelihoods import NAMES as LIKELIHOODS
+
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise VaekitError(f"{name} must be {what}, got {getattr(self, name)!r}")
+
+        def auto_or(name: str, test) -> bool:
+            value = getattr(self, name)
+            return value == "auto" if isinstance(value, str) else test(value)
+
+        need(self.model in ("ae", "vae"), "model", "'vae' or 'ae'")
+        need(_real(self.contamination) and 0 < self.contamination <= 0.5, "contamination",
+             "a number in (0, 0.5]")
+        need(self.anomaly_score in SCORES, "anomaly_score", f"one of {', '.join(map(repr, SCORES))}")
+        if self.anomaly_score in ("elbo", "iw") and self.model == "ae":
+            raise VaekitError(f"anomaly_score {self.anomaly_score!r} needs a VAE; use anomaly_score='recon' "
+                              "(or 'auto') with model='ae'")
+        need(_integer(self.n_samples) and self.n_samples >= 1, "n_samples", "an integer of at least 1")
+        need(self.likelihood == "auto" or self.likelihood in LIKELIHOODS, "likelihood",
+             f"'auto' or one of {', '.join(map(repr, LIKELIHOODS))}")
+        need(self.latent_dim is None or (_integer(self.latent_dim) and self.latent_dim >= 1), "latent_dim",
+             "None or an integer of at least 1")
+        need(self.hidden_dims is None or (isinstance(self.hidden_dims, (list, tuple)) and len(self.hidden_dims) > 0
+                                          and all(_integer(h) and h >= 1 for h in self.hidden_dims)),
+             "hidden_dims", "None or a non-empty list of positive integers, such as (64, 32)")
+        need(auto_or("epochs", lambda v: _integer(v) and v >= 1), "epochs", "'auto' or an integer of at least 1")
+        need(auto_or("batch_size", lambda v: _integer(v) and v >= 1), "batch_size",
+             "'auto' or an integer of at least 1")
+        need(auto_or("lr", lambda v: _real(v) and 0 < v < math.inf), "lr", "'auto' or a positive number")
+        need(self.patience is None or (_integer(self.patience) and self.patience >= 1), "patience",
+             "None (no early stopping) or an integer of at least 1")
+        need(auto_or("val_fraction", lambda v: _real(v) and 0 <= v < 1), "val_fraction",
+             "'auto' or a number in [0, 1)")
+        need(self.random_state is None or _integer(self.random_state)
+             or isinstance(self.random_state, (np.random.RandomState, np.random.Generator)), "random_state",
+             "None, an integer or a NumPy random generator")
+        need(isinstance(self.device, str) and self.device.split(":")[0] in ("auto", "cpu", "cuda", "mps"), "device",
+             "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'")
+        if self.noise is not None:
+            from .noise import parse_noise
+
+            parse_noise(self.noise)
 
     def _likelihood(self, kind: str, lo: float, hi: float) -> str:
         if self.likelihood != "auto":
@@ -107,17 +160,34 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             return "bernoulli"
         return AUTO_TABULAR_LIKELIHOOD
 
-    def _as_array(self, X) -> np.ndarray:
+    def _as_array(self, X, fitting: bool) -> np.ndarray:
+        """X (array-like, DataFrame) as a dense numeric array, checked by scikit-learn's
+        ``check_array``, every failure one clear ValueError (a TypeError too where the values
+        are not numbers)."""
+        from sklearn.utils import check_array
+
         columns = getattr(X, "columns", None)
         if columns is not None:
             bad = [c for c in columns if not _is_numeric(X[c])]
             if bad:
-                raise VaekitError(f"column(s) {', '.join(map(str, bad))} are not numeric; encode them as "
-                                  "numbers or drop them")
+                raise NotNumericError(f"column(s) {', '.join(map(str, bad))} are not numeric; encode them as "
+                                      "numbers or drop them")
+        if getattr(X, "ndim", 2) == 1 or (isinstance(X, (list, tuple)) and X and np.ndim(X[0]) == 0):
+            raise VaekitError(f"X is 1-D (shape ({len(X)},)); Reshape your data: X.reshape(-1, 1) if it is one "
+                              "feature, X.reshape(1, -1) if it is one row")
         try:
-            return np.asarray(X, dtype=np.float32) if columns is not None else np.asarray(X)
-        except (TypeError, ValueError) as e:
-            raise VaekitError(f"X must be numeric ({e})") from None
+            return check_array(X, accept_sparse=False, dtype="numeric", allow_nd=True,
+                               ensure_min_samples=2 if fitting else 1, input_name="X")
+        except TypeError as e:
+            text = str(e).splitlines()[0]
+            if text.startswith("Sparse data"):
+                raise VaekitError("sparse input is not supported; pass X.toarray() (dense data is needed)") from None
+            raise NotNumericError(f"X must be numeric: {text}") from None
+        except ValueError as e:
+            text = " ".join(str(e).split())
+            if "convert" in text:  # strings, objects
+                raise NotNumericError(f"X must be numeric: {text}; encode such values as numbers") from None
+            raise VaekitError(text) from None
 
     def _dataset(self, X, fitting: bool):
         """X validated as a vaekit Dataset (raw values); when fitting, also the shape, column
@@ -130,7 +200,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             ds, names = X, (list(X.columns) if X.columns else None)
         else:
             names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
-            ds = from_arrays(self._as_array(X), name="X")
+            ds = from_arrays(self._as_array(X, fitting), name="X")
         if fitting:
             if names is not None:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -145,10 +215,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             self.sample_shape_ = ds.sample_shape
             self.kind_ = ds.kind
         elif ds.sample_shape != self.sample_shape_:
-            what = "features" if self.kind_ == "tabular" else "values per image"
-            raise VaekitError(f"X has {math.prod(ds.sample_shape)} {what} of shape {ds.sample_shape}, but "
-                              f"this detector was fitted on shape {self.sample_shape_}; give data like the "
-                              "training data")
+            if self.kind_ == "tabular" and ds.kind == "tabular":
+                raise VaekitError(f"X has {ds.sample_shape[0]} features, but {type(self).__name__} is expecting "
+                                  f"{self.n_features_in_} features as input; give the columns it was fitted on")
+            raise VaekitError(f"X has samples of shape {ds.sample_shape}, but this detector was fitted on shape "
+                              f"{self.sample_shape_}; give data like the training data")
         if fitting and ds.kind == "tabular":
             self.mean_, self.scale_ = ds.feature_stats()
         return ds
@@ -178,8 +249,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         ds = replace(raw, x=self._standardise(raw.batch()))
         if len(ds) < 2:
             raise VaekitError("X needs at least 2 rows to fit a detector")
-        self.seed_ = int(self.random_state if self.random_state is not None
-                         else np.random.SeedSequence().entropy % (2 ** 31))
+        self.seed_ = _seed(self.random_state)
         if ds.kind == "tabular":
             hidden, latent = _widths(self.n_features_in_)
         else:
@@ -214,7 +284,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         net.load_state_dict(best["state"])
         self.net_ = net.eval()
         self.decision_scores_ = self._scores(raw, world)
-        self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
+        self.threshold_ = float(np.percentile(self.decision_scores_, 100 * (1 - self.contamination)))  # as PyOD
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
 
@@ -223,29 +293,128 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self, "net_")
         return self._scores(self._dataset(X, fitting=False))
 
-    def predict(self, X) -> np.ndarray:
-        """1 for rows scoring above ``threshold_`` (anomalies), 0 otherwise."""
-        return (self.decision_function(X) > self.threshold_).astype(int)
-
-    def predict_proba(self, X) -> np.ndarray:
-        """(N, 2): probability of normal and of anomalous, by scaling the score against the
-        training scores' range (PyOD's 'linear' method), clipped to [0, 1]."""
+    def predict(self, X, return_confidence: bool = False):
+        """1 for rows scoring above ``threshold_`` (anomalies), 0 otherwise; with
+        ``return_confidence``, also :meth:`predict_confidence`'s values."""
         scores = self.decision_function(X)
-        lo, hi = self.decision_scores_.min(), self.decision_scores_.max()
-        p = np.clip((scores - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
-        return np.column_stack([1.0 - p, p])
+        labels = (scores > self.threshold_).astype(int)
+        return (labels, self._confidence(scores)) if return_confidence else labels
+
+    def predict_proba(self, X, method: str = "linear", return_confidence: bool = False):
+        """(N, 2): the probability of being normal and of being an anomaly.
+
+        ``method="linear"`` scales the score by the training scores' range (min-max) and clips to
+        [0, 1]; ``"unify"`` is Kriegel et al.'s (2011) Gaussian scaling, erf((s - mean) / (std
+        sqrt 2)) of the training scores, clipped at 0. With ``return_confidence``, also
+        :meth:`predict_confidence`'s values.
+        """
+        from scipy.special import erf
+
+        if method not in ("linear", "unify"):
+            raise VaekitError(f"method must be 'linear' or 'unify', got {method!r}")
+        scores = self.decision_function(X)
+        train = self.decision_scores_
+        if method == "linear":
+            lo, hi = train.min(), train.max()
+            p = (scores - lo) / (hi - lo if hi > lo else 1.0)
+        else:
+            p = erf((scores - train.mean()) / ((train.std() or 1.0) * math.sqrt(2)))
+        p = np.clip(p, 0.0, 1.0)
+        proba = np.column_stack([1.0 - p, p])
+        return (proba, self._confidence(scores)) if return_confidence else proba
+
+    def predict_confidence(self, X) -> np.ndarray:
+        """How surely each row would get the same label from a detector fitted on a slightly
+        different training set, in [0, 1] (Perini et al., 2020, ExCeeD; PyOD's definition)."""
+        return self._confidence(self.decision_function(X))
+
+    def _confidence(self, scores: np.ndarray) -> np.ndarray:
+        from scipy.stats import binom
+
+        n = len(self.decision_scores_)
+        below = np.searchsorted(np.sort(self.decision_scores_), scores, side="right")
+        outlier = 1.0 - binom.cdf(n - int(n * self.contamination), n, (1.0 + below) / (2.0 + n))
+        return np.where(scores > self.threshold_, outlier, 1.0 - outlier)
+
+    def predict_with_rejection(self, X, T: float = 32, return_stats: bool = False, delta: float = 0.1,
+                               c_fp: float = 1, c_fn: float = 1, c_r: float | None = None):
+        """:meth:`predict`, with -2 for rows whose confidence is at most 1 - 2 exp(-T) (rejected:
+        left to a person). With ``return_stats``, also [expected rejection rate, its upper bound,
+        the upper bound of the cost] from :meth:`compute_rejection_stats`."""
+        scores = self.decision_function(X)
+        labels = (scores > self.threshold_).astype(int)
+        self.rejection_threshold_ = 1.0 - 2.0 * math.exp(-T)
+        labels[2.0 * np.abs(self._confidence(scores) - 0.5) <= self.rejection_threshold_] = -2
+        if return_stats:
+            return labels, list(self.compute_rejection_stats(T=T, delta=delta, c_fp=c_fp, c_fn=c_fn, c_r=c_r))
+        return labels
+
+    def compute_rejection_stats(self, T: float = 32, delta: float = 0.1, c_fp: float = 1, c_fn: float = 1,
+                                c_r: float | None = None, verbose: bool = False) -> tuple[float, float, float]:
+        """For :meth:`predict_with_rejection` with the same ``T``: the expected rejection rate, an
+        upper bound of it that holds with probability 1 - ``delta``, and an upper bound of the
+        cost, where a false positive costs ``c_fp``, a false negative ``c_fn`` and a rejection
+        ``c_r`` (None or negative, as in PyOD: the contamination). Perini et al. (2023)."""
+        from scipy.optimize import brentq
+        from scipy.stats import binom
+
+        check_is_fitted(self, "net_")
+        if not 0 < delta < 1:
+            raise VaekitError(f"delta must be in (0, 1), got {delta}")
+        if not T > 0:
+            raise VaekitError(f"T must be positive, got {T}")
+        gamma = self.contamination
+        c_r = gamma if c_r is None or c_r < 0 else c_r
+        n = len(self.decision_scores_)
+        k = int(n * gamma) - 1
+        q1 = brentq(lambda p: binom.cdf(k, n, p) - (1 - math.exp(-T)), 0, 1)
+        q2 = brentq(lambda p: binom.cdf(k, n, p) - math.exp(-T), 0, 1)
+        expected = q2 - q1
+        right = min(1.0, (-gamma * (n + 2) + n + 1) / n + T * (n + 2) / math.sqrt(2 * n ** 3 * T))
+        inside = 0.5 * n ** 5 * (2 * n * (-3 * gamma ** 2 - 2 * n * (1 - gamma) ** 2 + 4 * gamma - 3)
+                                 + T * (n + 2) ** 2 - 8)
+        # a negative ``inside`` (small T) leaves no left margin, as PyOD's NaN there does
+        left = max(0.0, (2 + n * (1 - gamma) * (n + 1)) / n ** 2 - math.sqrt(inside) / n ** 4) if inside >= 0 else 0.0
+        upper_rate = right - left + 2 * math.sqrt(math.log(2 / delta) / (2 * n))
+        upper_cost = min(gamma, q1) * c_fp + min(1 - q2, gamma) * c_fn + (q2 - q1) * c_r
+        if verbose:
+            print(f"expected rejection rate {expected:.4f}, upper bound {upper_rate:.4f}; "
+                  f"upper bound of the cost {upper_cost:.4f}")
+        return expected, upper_rate, upper_cost
 
     def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fit on X and return the training rows' 0/1 labels (``labels_``)."""
         return self.fit(X).labels_
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """How good the detector is on X, higher is better, so scikit-learn's model selection
+        (``cross_val_score``, ``GridSearchCV``) can use it unchanged.
+
+        With 0/1 labels ``y`` (1 = anomaly): the area under the ROC curve of the anomaly scores.
+        Without: minus the mean anomaly score, as a density model's mean log-likelihood.
+        """
+        from sklearn.metrics import roc_auc_score
+
+        scores = self.decision_function(X)
+        if y is None:
+            return float(-np.average(scores, weights=sample_weight))
+        y = np.asarray(y)
+        if y.shape != scores.shape or not set(np.unique(y).tolist()) <= {0, 1}:
+            raise VaekitError(f"y must be one 0/1 mark per row of X (1 = anomaly), got values "
+                              f"{np.unique(y)[:5].tolist()} of shape {y.shape}")
+        if len(np.unique(y)) < 2:
+            raise VaekitError("y holds only one class, so the ranking cannot be judged; give both normal rows "
+                              "and anomalies (with cross-validation, use StratifiedKFold)")
+        return float(roc_auc_score(y, scores, sample_weight=sample_weight))
 
     # -- scoring --------------------------------------------------------------------------------
     @property
-    def score_(self) -> str:
+    def anomaly_score_(self) -> str:
         """The score in use. 'auto' is the negative ELBO for a VAE on tables, and the
         reconstruction error otherwise: on images, likelihoods favour simple pictures over
         typical ones (Nalisnick et al., 2019); one-class MNIST AUROC 0.97 against 0.94."""
-        if self.score != "auto":
-            return self.score
+        if self.anomaly_score != "auto":
+            return self.anomaly_score
         return "elbo" if self.model == "vae" and self.kind_ == "tabular" else "recon"
 
     def check_data(self, X) -> None:
@@ -268,7 +437,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         eps = score_draws(self).to(device)
         with torch.no_grad():
             for _, x in ds.chunks(chunk):
-                yield row_scores(self.net_, self._standardise(x.to(device)), self.score_, eps).double().cpu().numpy()
+                yield row_scores(self.net_, self._standardise(x.to(device)), self.anomaly_score_, eps).double().cpu().numpy()
 
     def _scores(self, ds, world=None) -> np.ndarray:
         """Scores of all of ``ds``; under torchrun each rank scores its share and all get all."""
@@ -314,7 +483,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                               "vaekit detect fit") from None
         except json.JSONDecodeError as e:
             raise VaekitError(f"{folder.path / DETECTOR_FILE} is corrupt ({e}); fit the detector again") from None
-        det = cls(**state["params"])
+        params = state["params"]
+        if "score" in params:  # written before the parameter was renamed
+            params["anomaly_score"] = params.pop("score")
+        det = cls(**params)
         config = RunConfig.load(folder.file(CONFIG))
         det.model_config_, det.train_config_ = config.model, config.train
         net = build_model(det.model_config_)

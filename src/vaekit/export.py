@@ -60,7 +60,7 @@ class Scorer(nn.Module):
         super().__init__()
         from .anomaly import score_draws
 
-        self.model, self.score = detector.net_, detector.score_
+        self.model, self.score = detector.net_, detector.anomaly_score_
         self.prepare = _Standardise(detector.mean_, detector.scale_) if detector.kind_ == "tabular" else nn.Identity()
         self.register_buffer("eps", score_draws(detector))
 

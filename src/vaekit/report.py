@@ -186,7 +186,7 @@ def build_detector_report(detector, folder: Path, data=None, name: str = "", sco
     from .anomaly import anomaly_marks
 
     rows = [("detector folder", folder), ("model", f"{detector.model} ({detector.model_config_.arch})"),
-            ("score", detector.score_), ("contamination", detector.contamination),
+            ("score", detector.anomaly_score_), ("contamination", detector.contamination),
             ("threshold", detector.threshold_), ("input shape", detector.sample_shape_),
             ("training rows", len(detector.decision_scores_))]
     sections = [("Detector", table(rows)),

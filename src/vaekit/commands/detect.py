@@ -53,7 +53,7 @@ def _fit(args) -> int:
     # refuse an existing folder before training
     world.on_main(lambda: RunFolder.create(out, resumable=False).path.rmdir())
     data = world.agree(lambda: load_dataset(args.data))
-    det = AnomalyDetector(model=args.model, contamination=args.contamination, score=args.score,
+    det = AnomalyDetector(model=args.model, contamination=args.contamination, anomaly_score=args.score,
                           epochs=args.epochs or "auto", random_state=args.seed, device=args.device,
                           verbose=not args.quiet)
     try:
