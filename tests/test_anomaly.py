@@ -220,6 +220,27 @@ def test_images_one_class():
     assert roc_auc_score(y[200:] == 2, scores) > 0.95
 
 
+def test_a_flat_table_of_pixels_is_scored_like_the_images(tmp_path):
+    x, y = make_blobs(n=400, size=10)
+    normal = y[:200] != 2
+    flat = x.reshape(len(x), -1) / 255  # how fetch_openml and CSV exports give images: one pixel per column
+    images = AnomalyDetector(epochs=30, random_state=0).fit(x[:200][normal])
+    table = AnomalyDetector(epochs=30, random_state=0).fit(flat[:200][normal])
+    # not standardised column by column (that would blow up the near-constant pixels), scored as images are
+    assert table.intensities_ and np.all(table.scale_ == 1) and table.anomaly_score_ == "recon"
+    auroc = roc_auc_score(y[200:] == 2, table.decision_function(flat[200:]))
+    assert auroc > 0.95
+    assert auroc == pytest.approx(roc_auc_score(y[200:] == 2, images.decision_function(x[200:])), abs=0.01)
+    again = AnomalyDetector.load(table.save(tmp_path / "det"))
+    assert again.intensities_ and again.anomaly_score_ == "recon"
+    np.testing.assert_array_equal(again.decision_function(flat[200:]), table.decision_function(flat[200:]))
+    # a narrow table in [0, 1] (min-max-scaled features) is still standardised as features are
+    train, _, _ = planted()
+    unit = (train - train.min(0)) / (train.max(0) - train.min(0))
+    narrow = AnomalyDetector(epochs=2, random_state=0).fit(unit)
+    assert not narrow.intensities_ and not np.allclose(narrow.scale_, 1) and narrow.anomaly_score_ == "elbo"
+
+
 def test_detect_command_line(tmp_path, capsys):
     train, test, y = planted()
     np.save(tmp_path / "train.npy", train)
