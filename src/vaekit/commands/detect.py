@@ -18,8 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fit.add_argument("--contamination", type=float, default=0.1,
                      help="share of anomalies expected in the training data; sets the threshold (0.1)")
     fit.add_argument("--score", choices=("auto", "recon", "elbo", "iw"), default="auto",
-                     help="anomaly score: auto (elbo for a VAE on tables, recon otherwise), recon, elbo, iw")
-    fit.add_argument("--epochs", type=positive_int, help="default: 100 for tables, 50 for images")
+                     help="anomaly score: auto (elbo for a VAE on tables, recon for images and for an AE), "
+                          "recon, elbo, iw")
+    fit.add_argument("--epochs", type=positive_int,
+                     help="default: 300 for tables, 50 for images (early stopping may end sooner)")
     fit.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
     fit.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
