@@ -158,7 +158,7 @@ def test_dataframes_keep_their_column_names():
     det = AnomalyDetector(**FAST).fit(pd.DataFrame(train, columns=cols))
     assert list(det.feature_names_in_) == cols
     assert det.decision_function(pd.DataFrame(test, columns=cols)).shape == (240,)
-    with pytest.raises(ValueError, match="differ from those the detector was fitted on"):
+    with pytest.raises(ValueError, match="X.s column 5 is .g., but the detector was fitted with .f. there"):
         det.decision_function(pd.DataFrame(test, columns=list("abcdeg")))
     with pytest.raises(ValueError, match="not numeric"):
         det.fit(pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}))
@@ -181,6 +181,8 @@ def test_wrong_shape_and_bad_input_are_clear_errors():
         with pytest.raises(ValueError, match=message) as error:
             AnomalyDetector(**FAST).fit(X)
         assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="beyond what float32 holds"):
+        AnomalyDetector(**FAST).fit(np.full((4, 6), 1e39))
     numbers_as_objects = train.astype(object)
     assert AnomalyDetector(epochs=2).fit(numbers_as_objects).decision_function(numbers_as_objects).shape == (600,)
 
@@ -194,7 +196,8 @@ def test_wrong_shape_and_bad_input_are_clear_errors():
     (dict(hidden_dims=(64, 0)), "hidden_dims"), (dict(hidden_dims=64), "hidden_dims"),
     (dict(latent_dim=2.5), "latent_dim"), (dict(val_fraction=1.0), "val_fraction"),
     (dict(patience=0), "patience"), (dict(likelihood="poisson"), "likelihood"),
-    (dict(random_state="seed"), "random_state"), (dict(device="gpu"), "device"),
+    (dict(random_state="seed"), "random_state"), (dict(random_state=2 ** 64), "random_state"),
+    (dict(device="gpu"), "device"), (dict(device="cuda:x"), "device"),
 ])
 def test_every_bad_parameter_is_one_clear_value_error(params, message):
     train, _, _ = planted()
@@ -211,6 +214,20 @@ def test_save_and_load_give_the_same_scores(tmp_path):
     assert again.threshold_ == det.threshold_ and again.get_params() == det.get_params()
     with pytest.raises(VaekitError, match="already exists"):
         det.save(tmp_path / "det")
+
+
+def test_save_keeps_numpy_parameters_and_random_generators(tmp_path):
+    train, test, _ = planted()
+    det = AnomalyDetector(epochs=np.int64(3), lr=np.float32(1e-3), hidden_dims=(8,),
+                          random_state=np.random.RandomState(0)).fit(train)
+    again = AnomalyDetector.load(det.save(tmp_path / "det"))
+    assert again.get_params() == {**det.get_params(), "random_state": det.seed_}  # the seed the generator gave
+    np.testing.assert_array_equal(again.decision_function(test), det.decision_function(test))
+    with pytest.raises(NotFittedError):
+        AnomalyDetector().anomaly_score_
+    tiny = AnomalyDetector(epochs=2, random_state=0).fit(train[:9])  # 9 rows x 0.1: no anomaly expected
+    with pytest.raises(ValueError, match="at least one expected anomaly"):
+        tiny.compute_rejection_stats()
 
 
 def test_images_one_class():

@@ -36,8 +36,10 @@ def resolve_device(name: str) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise VaekitError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
+    if name.split(":")[0] == "cuda" and not torch.cuda.is_available():
+        raise VaekitError(f"device {name}: no CUDA GPU is available here; use cpu or auto")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise VaekitError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
     if name == "mps" and not torch.backends.mps.is_available():
         raise VaekitError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
     return torch.device(name)

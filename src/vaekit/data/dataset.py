@@ -220,12 +220,13 @@ def model_rows(x: np.ndarray, layout: str, name: str, first_row: int = 0) -> np.
     """Rows in the user's layout as a contiguous array in the model's: uint8 stays uint8, other
     numbers become float32, checked to be finite (``first_row`` numbers the rows in errors)."""
     if x.dtype != np.uint8:
-        x = x.astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
+            x = x.astype(np.float32)
         finite = np.isfinite(x)
         if not finite.all():
             bad = np.argwhere(~finite)[0]
             raise VaekitError(f"{name}: {int((~finite).sum())} NaN or infinite values (first in sample "
-                              f"{first_row + bad[0]}); remove or impute them before training")
+                              f"{first_row + bad[0]}, or too large for float32); remove, impute or rescale them")
     x = np.ascontiguousarray(from_layout(x, layout))
     if not x.flags.writeable:  # e.g. np.frombuffer over file bytes; torch wants to own writable memory
         x = x.copy()
