@@ -28,9 +28,9 @@ AUTO_TABULAR_LIKELIHOOD = "gaussian-learned"
 # "auto" training settings. Tables: many small steps, batches of 128 at 5e-3, for 1,000 steps
 # but at most 300 epochs (early stopping from 1,000 rows up). The large steps used before (512
 # at 2e-2, 100 epochs) left a VAE's fit to the seed: AUROC on ADBench's Wilt 0.46 +- 0.11 over
-# seeds, now 0.78 +- 0.01; mean over 20 sets 0.817 -> 0.838, better on both halves. Past 1,000
-# steps the large sets gained nothing (0.840 with 300 epochs) and fit 3x slower
-# (bench/anomaly_adbench.py). Intensities (images, wide tables in [0, 1]) keep the classic
+# seeds, now 0.74 +- 0.05; mean over 20 sets 0.817 -> 0.838, better on both halves. Past 1,000
+# steps the large sets gained little (0.840 with 300 epochs) and fit 3x slower; 500 steps gave
+# 0.830 (bench/anomaly_adbench.py). Intensities (images, wide tables in [0, 1]) keep the classic
 # VAE's settings.
 AUTO_TRAINING = {"table": {"batch_size": 128, "lr": 5e-3, "epochs": 300, "steps": 1000},
                  "intensities": {"batch_size": 128, "lr": 1e-3, "epochs": 50, "steps": None}}
@@ -102,11 +102,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     Tables are standardised with the training mean and standard deviation. Images, and tables
     of more than 64 columns whose values all lie in [0, 1] (flattened images), are intensities
-    on one shared scale: they are used as they are, and scored by reconstruction error. It is a scikit-learn estimator
-    (``clone``, ``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` work; :meth:`score` is the
-    AUROC against 0/1 labels) with PyOD's names and semantics: 0/1 labels, ``decision_scores_``,
-    ``threshold_``, ``labels_``, :meth:`predict_proba`, :meth:`predict_confidence`,
-    :meth:`predict_with_rejection`, so code written for a PyOD detector runs unchanged.
+    on one shared scale: they are used as they are, and scored by reconstruction error.
+
+    It is a scikit-learn estimator (``clone``, ``Pipeline``, ``GridSearchCV`` and
+    ``cross_val_score`` work; :meth:`score` is the AUROC against 0/1 labels) with PyOD's names
+    and semantics: 0/1 labels, ``decision_scores_``, ``threshold_``, ``labels_``,
+    :meth:`predict_proba`, :meth:`predict_confidence`, :meth:`predict_with_rejection`, so code
+    written for a PyOD detector runs unchanged.
 
     Parameters
     ----------
@@ -339,10 +341,10 @@ default="auto"
                               f"{self.feature_names_in_[first]!r} there; give the same columns in the same order")
         if fitting:
             self.intensities_ = _intensities(ds)
-            if ds.kind == "tabular":
+            if ds.kind == "tabular" and self.intensities_:  # one scale already: no column is blown up
+                self.mean_, self.scale_ = np.zeros(ds.sample_shape, np.float32), np.ones(ds.sample_shape, np.float32)
+            elif ds.kind == "tabular":
                 self.mean_, self.scale_ = ds.feature_stats()
-                if self.intensities_:  # already on one scale: no column is blown up by a tiny spread
-                    self.mean_, self.scale_ = np.zeros_like(self.mean_), np.ones_like(self.scale_)
         return ds
 
     def _standardise(self, x):
@@ -399,7 +401,8 @@ default="auto"
             epochs = min(epochs, math.ceil(auto["steps"] / math.ceil(len(train) / batch_size)))
         cfg = TrainConfig(epochs=int(epochs if self.epochs == "auto" else self.epochs), batch_size=batch_size,
                           lr=float(auto["lr"] if self.lr == "auto" else self.lr),
-                          seed=self.seed_, patience=None if self.patience is None else int(self.patience), device=device.type, precision="fp32",
+                          seed=self.seed_, patience=None if self.patience is None else int(self.patience),
+                          device=device.type, precision="fp32",
                           noise=self.noise, progress=bool(self.verbose) and world.is_main, world_size=world.size)
         self.train_config_ = cfg
         Trainer(net, cfg, device, on_epoch=keep_best, world=world).fit(train, val)
@@ -568,7 +571,8 @@ default="auto"
         eps = score_draws(self).to(device)
         with torch.no_grad():
             for _, x in ds.chunks(chunk):
-                yield row_scores(self.net_, self._standardise(x.to(device)), self.anomaly_score_, eps).double().cpu().numpy()
+                scores = row_scores(self.net_, self._standardise(x.to(device)), self.anomaly_score_, eps)
+                yield scores.double().cpu().numpy()
 
     def _scores(self, ds, world=None) -> np.ndarray:
         """Scores of all of ``ds``; under torchrun each rank scores its share and all get all."""

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
         state = json.loads(detector_file.read_text())
         scores = state["decision_scores"]
         info["detector"] = {"threshold": state["threshold"], "contamination": state["params"]["contamination"],
-                            "score": state["params"].get("anomaly_score", state["params"].get("score")), "kind": state["kind"],
+                            "score": state["params"].get("anomaly_score", state["params"].get("score")),  # renamed
+                            "kind": state["kind"],
                             "training_rows": len(scores), "flagged_in_training": sum(v > state["threshold"] for v in scores)}
     if args.json:
         print_json(info)
