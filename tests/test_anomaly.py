@@ -280,3 +280,12 @@ def test_detect_command_line(tmp_path, capsys):
     assert main(["detect", "score", str(tmp_path / "det"), "--data", str(tmp_path / "wide.npy"),
                  "--out", str(tmp_path / "s.csv")]) == 2
     assert "X has 7 features, but AnomalyDetector is expecting 6" in capsys.readouterr().err
+
+
+def test_the_docstring_example_gives_what_it_shows():
+    import doctest
+
+    import vaekit.anomaly
+
+    result = doctest.testmod(vaekit.anomaly)
+    assert result.attempted >= 5 and result.failed == 0
