@@ -531,7 +531,7 @@ default="auto"
         if y is None:
             return float(-np.average(scores, weights=sample_weight))
         y = np.asarray(y)
-        if y.shape != scores.shape or not set(np.unique(y).tolist()) <= {0, 1}:
+        if y.shape != scores.shape or _marks(y) is None:
             raise VaekitError(f"y must be one 0/1 mark per row of X (1 = anomaly), got values "
                               f"{np.unique(y)[:5].tolist()} of shape {y.shape}")
         if len(np.unique(y)) < 2:
@@ -655,10 +655,14 @@ default="auto"
 def anomaly_marks(ds) -> np.ndarray | None:
     """The labels of ``ds`` as 0/1 anomaly marks (1 = anomaly), or None where they are not that:
     no labels, class numbers, or names (numbered in sorted order, so they could read backwards)."""
-    y = ds.y
-    if y is None or ds.class_names is not None or not set(np.unique(y.numpy()).tolist()) <= {0, 1}:
+    if ds.y is None or ds.class_names is not None:
         return None
-    return y.numpy().astype(int)
+    return _marks(ds.y.numpy())
+
+
+def _marks(y: np.ndarray) -> np.ndarray | None:
+    """``y`` as int 0/1 anomaly marks, or None if it holds any other value."""
+    return y.astype(int) if set(np.unique(y).tolist()) <= {0, 1} else None
 
 
 def score_draws(detector):
