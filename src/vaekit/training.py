@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -229,21 +230,29 @@ class Trainer:
     def train_epoch(self, data, progress) -> dict[str, float]:
         """One pass over ``data`` (this rank's part of every global batch); the returned sums
         are over all ranks."""
-        model, opt, world = self.model, self.optimizer, self.world
+        model, opt, world, cfg = self.model, self.optimizer, self.world, self.cfg
         clip = data.kind == "image"
-        model.train()
+        if not model.training:  # (a walk over every submodule: not free when epochs are one step)
+            model.train()
         loading = self.loading(data)
         order = data.epoch_order(self.generator, loading)
-        sums = torch.zeros(4, device=self.device)
+        # Per step the bookkeeping is a few tensor operations: a small model's step is only
+        # ~40 of them, each costing microseconds of overhead, so every one saved shows.
+        sums = torch.zeros(3, device=self.device)  # loss, recon, kl summed over samples
+        count = 0
         kl_dims = None
         steps = -(-len(order) // loading.batch_size)
+        weights = self.kl_weights(self.state.epoch)  # per step only while the KL weight ramps up
+        ramping = 0 < cfg.kl_warmup and self.state.epoch < cfg.kl_warmup
+        precision = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         batches = data.local_batches(order, loading, self.device, with_labels=bool(getattr(model, "n_classes", 0)))
         for step, (x, y, n_global) in enumerate(batches):
-            if self.cfg.binarize == "dynamic":
+            if cfg.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=self.noise_generator)
             noisy = x if self.noise is None else self.noise.apply(x, self.noise_generator, clip)
-            weights = self.kl_weights(self.state.epoch + step / steps)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            if ramping:
+                weights = self.kl_weights(self.state.epoch + step / steps)
+            with precision:
                 terms = LossTerms(**self._loss(noisy, x, weights, y))
             # This rank's sum over the global batch size, times the world size: DDP averages the
             # ranks' gradients, which then equal the gradient of the global batch's mean loss.
@@ -252,21 +261,22 @@ class Trainer:
             loss.backward()
             opt.step()
             with torch.no_grad():
-                sums += torch.stack([terms.loss.sum(), terms.recon.sum(), terms.kl.sum(),
-                                     torch.tensor(float(len(x)), device=self.device)])
+                sums += torch.stack([terms.loss, terms.recon, terms.kl]).sum(1)
                 if terms.kl_per_dim is not None:
-                    kl_dims = terms.kl_per_dim.sum(0) + (0 if kl_dims is None else kl_dims)
+                    kl_dims = terms.kl_per_dim.sum(0) if kl_dims is None else kl_dims.add_(terms.kl_per_dim.sum(0))
+            count += len(x)
             if progress is not None:
                 progress.update(len(x) * world.size)
                 if step % 10 == 0:
                     progress.set_postfix(loss=f"{loss.item() / world.size:.2f}", refresh=False)
+        sums = torch.cat([sums.double().cpu(), torch.tensor([float(count)], dtype=torch.float64)])
         if world.size > 1:
-            sums = world.all_reduce(sums.double().cpu())
+            sums = world.all_reduce(sums)
             if kl_dims is not None:
                 kl_dims = world.all_reduce(kl_dims.double().cpu())
         loss, recon, kl, count = sums.tolist()
         if not math.isfinite(loss):
-            raise VaekitError(f"training diverged (loss {loss}); lower --lr (now {self.cfg.lr}) or check "
+            raise VaekitError(f"training diverged (loss {loss}); lower --lr (now {cfg.lr}) or check "
                               "the data's scale")
         return {"loss": loss / count, "recon": recon / count, "kl": kl / count, "samples": count,
                 "kl_per_dim": None if kl_dims is None else (kl_dims / count).tolist()}

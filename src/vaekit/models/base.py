@@ -33,7 +33,7 @@ def encoder_body(arch: str, input_shape: tuple[int, ...], hidden_dims: Sequence[
         return enc, enc.out_features
     # No hidden widths: linear maps (with a Gaussian likelihood, probabilistic PCA).
     n_in = math.prod(input_shape)
-    return nn.Sequential(nn.Flatten(), mlp([n_in, *hidden_dims], final_activation=True)), \
+    return nn.Sequential(_reshape(nn.Flatten(), input_shape), mlp([n_in, *hidden_dims], final_activation=True)), \
         (hidden_dims[-1] if hidden_dims else n_in)
 
 
@@ -42,4 +42,11 @@ def decoder_net(arch: str, latent_dim: int, input_shape: tuple[int, ...], hidden
     if arch == "conv":
         return ConvDecoder(latent_dim, input_shape, hidden_dims)
     return nn.Sequential(mlp([latent_dim, *reversed(hidden_dims), math.prod(input_shape)], final_activation=False),
-                         nn.Unflatten(1, input_shape))
+                         _reshape(nn.Unflatten(1, input_shape), input_shape))
+
+
+def _reshape(module: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
+    """``module``, or nothing to do where samples are already flat (tables): a reshape is an
+    extra step in every backward pass. Both have no weights, so the layer indices (and saved
+    models) are the same either way."""
+    return module if len(input_shape) > 1 else nn.Identity()
