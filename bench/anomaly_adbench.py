@@ -114,14 +114,15 @@ def report(results: dict, sets: list[str], seeds: str, per_set: bool) -> None:
     first = [s for s in sets if s not in ADDED]
     added = [s for s in sets if s in ADDED]
     print(f"{'detector':14}{'AUROC':>8}{'first 12':>10}{'added 8':>9}{'AUPRC':>8}{'> ' + REFERENCE:>10}"
-          f"{'fit s':>9}")
+          f"{'fit s':>9}{'fit / ' + REFERENCE:>16}")
+    reference_s = results[REFERENCE]["fit_s"] if REFERENCE in results else float("nan")
     for n in names:
         auprc = np.mean([np.mean(results[n]["auprc"][s]) for s in sets])
         wins = "" if REFERENCE not in results else f"{sum(mean[n][s] > mean[REFERENCE][s] for s in sets)}/{len(sets)}"
         print(f"{n:14}{np.mean([mean[n][s] for s in sets]):8.3f}"
               f"{np.mean([mean[n][s] for s in first]) if first else float('nan'):10.3f}"
               f"{np.mean([mean[n][s] for s in added]) if added else float('nan'):9.3f}"
-              f"{auprc:8.3f}{wins:>10}{results[n]['fit_s']:9.1f}")
+              f"{auprc:8.3f}{wins:>10}{results[n]['fit_s']:9.1f}{results[n]['fit_s'] / reference_s:16.2f}")
 
 
 def main() -> None:
