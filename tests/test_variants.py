@@ -83,6 +83,25 @@ def test_cvae_draws_the_asked_class(tmp_path, blobs_npz, capsys):
         plain.sample(4, label=1)
 
 
+@pytest.mark.parametrize("model, options, named", [
+    ("iwae", {"beta": 2.0}, "--beta 2 cannot apply to --model iwae"),
+    ("iwae", {"kl_warmup": 3.0, "free_bits": 0.5}, "--kl-warmup 3 and --free-bits 0.5 cannot apply to --model iwae"),
+    ("ae", {"free_bits": 0.1}, "--free-bits 0.1 cannot apply to --model ae"),
+])
+def test_options_the_model_would_ignore_are_refused_before_anything_is_written(tmp_path, blobs_npz, capsys,
+                                                                               model, options, named):
+    with pytest.raises(VaekitError, match=named):
+        vaekit.train(str(blobs_npz), out=tmp_path / "api", **{**TINY, "model": model, **options})
+    flags = [f for name, value in options.items() for f in (f"--{name.replace('_', '-')}", str(value))]
+    capsys.readouterr()
+    assert main(["train", "--data", str(blobs_npz), "--model", model, *flags, "--out", str(tmp_path / "cli")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0]
+    assert not (tmp_path / "api").exists() and not (tmp_path / "cli").exists()
+    # the defaults are not "given": an IWAE and an AE train with them
+    assert vaekit.train(str(blobs_npz), out=tmp_path / "ok", **{**TINY, "model": model, "beta": 1.0}).metrics()
+
+
 def test_continuous_bernoulli_and_binarisation(tmp_path, blobs_npz):
     cb = vaekit.train(str(blobs_npz), out=tmp_path / "cb", **{**TINY, "likelihood": "continuous-bernoulli"})
     assert cb.metrics()[-1]["train_loss"] < cb.metrics()[0]["train_loss"]

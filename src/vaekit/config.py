@@ -84,6 +84,13 @@ class ModelConfig:
                 f"--hidden-dims must be positive widths such as 400 or 512,256, got {self.hidden_dims}")
 
 
+# Options that weight or shape the KL term of the ELBO, with their defaults, and the models
+# whose objective has no such term (so the options would be silently ignored).
+KL_OPTIONS = {"beta": 1.0, "kl_warmup": 0.0, "free_bits": 0.0}
+NO_KL_WEIGHT = {"ae": "an autoencoder's loss is the reconstruction error alone, with no KL term",
+                "iwae": "the importance-weighted bound has no separate KL term to weight"}
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 50
@@ -149,6 +156,18 @@ class RunConfig:
         self.model.validate()
         self.data.validate()
         self.train.validate()
+
+    def check_options_apply(self) -> None:
+        """Refuse training options the model would silently ignore (checked when a run starts;
+        a run folder written before this check still resumes)."""
+        model, train = self.model.model, self.train
+        if model not in NO_KL_WEIGHT:
+            return
+        given = [f"--{name.replace('_', '-')} {getattr(train, name):g}" for name, default in KL_OPTIONS.items()
+                 if getattr(train, name) != default]
+        if given:
+            raise VaekitError(f"{' and '.join(given)} cannot apply to --model {model}: {NO_KL_WEIGHT[model]}; "
+                              f"leave {'them' if len(given) > 1 else 'it'} out, or train --model vae")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

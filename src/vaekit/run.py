@@ -397,6 +397,7 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
                        data=DataConfig(spec=str(spec), **groups[DataConfig]),
                        train=TrainConfig(**groups[TrainConfig]))
     config.validate()
+    config.check_options_apply()
     world, device = _devices(config)
     config = replace(config, train=replace(config.train, world_size=world.size,
                                            progress=config.train.progress and world.is_main))
