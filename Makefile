@@ -24,6 +24,7 @@ run: $(VENV)/.installed
 	$(BIN)/vaekit train $(ARGS)
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q $(ARGS)
 
 $(VENV)/.installed-bench: $(VENV)/.installed

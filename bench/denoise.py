@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
-
 from _shared import mnist_split
+from scipy import ndimage
 
 SIGMA = 0.5
 

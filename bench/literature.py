@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _shared import mnist_split
 
 

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _shared import ROOT, measure, mnist_split
 
 GIB = 1 << 30
@@ -100,7 +99,8 @@ def main() -> None:
         t0 = time.perf_counter()
         big = tmp / "big.npy"
         rows = make_big_npy(big, images, a.gigabytes)
-        print(f"1. training: {rows:,} MNIST-sized rows in {big.stat().st_size / 1e9:.2f} GB ({gb(big.stat().st_size)}), "
+        size = big.stat().st_size
+        print(f"1. training: {rows:,} MNIST-sized rows in {size / 1e9:.2f} GB ({gb(size)}), "
               f"written in {time.perf_counter() - t0:.0f} s; the classic VAE, batch 128, one epoch each")
         small = tmp / "first-500k.npy"
         np.save(small, np.load(big, mmap_mode="r")[:500_000])

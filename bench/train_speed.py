@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import torch
+from _shared import mnist_split, run_reference
 
 import vaekit
-from _shared import mnist_split, run_reference
 
 # Multiply-adds of the 784-400-20 VAE's layers (in x out): encoder 784x400 + 400x40, decoder 20x400 + 400x784.
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]
@@ -61,7 +61,8 @@ def step_profile(precision: str, steps: int = 60) -> dict[str, float]:
     groups = {"matmul": 0.0, "optimizer": 0.0, "other": 0.0}
     for event in prof.key_averages():
         name, t = event.key, event.self_cpu_time_total
-        if name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul", "mkldnn::_linear_pointwise"):
+        if name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul",
+                    "mkldnn::_linear_pointwise"):
             groups["matmul"] += t
         elif "adam" in name.lower() or "Optimizer" in name:
             groups["optimizer"] += t

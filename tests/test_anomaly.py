@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import make_blobs
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
@@ -13,8 +14,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from vaekit import AnomalyDetector, VaekitError
 from vaekit.cli import main
-
-from conftest import make_blobs
 
 FAST = dict(epochs=40, random_state=0)
 
@@ -224,7 +223,7 @@ def test_save_keeps_numpy_parameters_and_random_generators(tmp_path):
     assert again.get_params() == {**det.get_params(), "random_state": det.seed_}  # the seed the generator gave
     np.testing.assert_array_equal(again.decision_function(test), det.decision_function(test))
     with pytest.raises(NotFittedError):
-        AnomalyDetector().anomaly_score_
+        _ = AnomalyDetector().anomaly_score_
     tiny = AnomalyDetector(epochs=2, random_state=0).fit(train[:9])  # 9 rows x 0.1: no anomaly expected
     with pytest.raises(ValueError, match="at least one expected anomaly"):
         tiny.compute_rejection_stats()

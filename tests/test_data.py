@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from vaekit import VaekitError
-from vaekit.data import load_dataset, parse_image_size
-from vaekit.data import bundled
+from vaekit.data import bundled, load_dataset, parse_image_size
 from vaekit.data.bundled import read_cifar_binary
 from vaekit.data.dataset import to_layout
 

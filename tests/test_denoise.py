@@ -6,14 +6,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, make_blobs
 
 import vaekit
 from vaekit import VaekitError
 from vaekit.cli import main
 from vaekit.evaluation import psnr
 from vaekit.noise import parse_noise
-
-from conftest import TINY, make_blobs
 
 
 @pytest.mark.parametrize("spec", ["gaussian:0.5", "salt-pepper:0.2", "mask:0.3"])

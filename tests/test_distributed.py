@@ -15,11 +15,10 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from conftest import TINY
 
 import vaekit
 from vaekit.data.parquet import write_parquet
-
-from conftest import TINY
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

@@ -6,13 +6,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 
 import vaekit
 from vaekit import AnomalyDetector, VaekitError
 from vaekit.cli import main
 from vaekit.export import export_onnx
-
-from conftest import TINY
 
 ort = pytest.importorskip("onnxruntime")
 

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TINY
 from PIL import Image
 
 import vaekit
 from vaekit import VaekitError
 from vaekit.cli import main
-
-from conftest import TINY
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch.distributions import Independent
 
 import vaekit
-from vaekit.objectives import iw_nll, loss_terms
 from vaekit.models import AEOutput, VAEOutput
+from vaekit.objectives import iw_nll, loss_terms
 
 
 def classic_loss(recon_x, x, mu, logvar):

@@ -6,11 +6,10 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from conftest import TINY as NO_REPORT
 
 import vaekit
 from vaekit.cli import main
-
-from conftest import TINY as NO_REPORT
 
 TINY = {**NO_REPORT, "report": True}
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, make_blobs
 
 import vaekit
 from vaekit import VaekitError
@@ -15,8 +16,6 @@ from vaekit.cli import main
 from vaekit.data import LazyDataset, load_dataset, open_dataset, open_lazy, parse_size
 from vaekit.data.lazy import Loading
 from vaekit.data.parquet import write_parquet
-
-from conftest import TINY, make_blobs
 
 
 @pytest.fixture
@@ -55,7 +54,7 @@ def test_streamed_epochs_see_every_sample_once_in_windows_of_the_budget(blobs_np
     original = data.source.take
     data.source.take = lambda rows: taken.append(len(rows)) or original(rows)
     order = data.epoch_order(torch.Generator().manual_seed(0), loading)
-    for x, _, n in data.local_batches(order, loading, torch.device("cpu")):
+    for x, _, _n in data.local_batches(order, loading, torch.device("cpu")):
         seen.append(x)
     assert max(taken) <= window  # never more than a window read at once
     everything = torch.cat(seen)

@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 
 import vaekit
 from vaekit import VaekitError
-
-from conftest import TINY
 
 
 def train(blobs_npz, out, **options):

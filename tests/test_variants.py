@@ -8,14 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 
 import vaekit
 from vaekit import VaekitError
 from vaekit.cli import main
 from vaekit.evaluation import evaluate
 from vaekit.objectives import iw_nll, loss_terms
-
-from conftest import TINY
 
 VARIANTS = [("ae", "mlp"), ("vae", "mlp"), ("iwae", "mlp"), ("cvae", "mlp"),
             ("ae", "conv"), ("vae", "conv"), ("iwae", "conv"), ("cvae", "conv")]

@@ -621,7 +621,7 @@ default="auto"
         return folder.path
 
     @classmethod
-    def load(cls, path) -> "AnomalyDetector":
+    def load(cls, path) -> AnomalyDetector:
         from .config import RunConfig
         from .models import build_model
         from .runfolder import CONFIG, RunFolder

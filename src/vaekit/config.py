@@ -173,7 +173,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
+    def from_dict(cls, d: dict) -> RunConfig:
         def build(kind, values):
             names = {f.name for f in dataclasses.fields(kind)}
             return kind(**{k: v for k, v in values.items() if k in names})
@@ -186,7 +186,7 @@ class RunConfig:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "RunConfig":
+    def load(cls, path: Path) -> RunConfig:
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .models import AE, IWAE, AEOutput, VAE, VAEOutput
+from .models import AE, IWAE, VAE, AEOutput, VAEOutput
 
 
 @dataclass

@@ -13,10 +13,18 @@ import torch
 
 from . import distributed, likelihoods
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from .data import (Dataset, LazyDataset, as_dataset, default_memory_budget, load_dataset, open_dataset, open_lazy,
-                   open_source)
-from .distributed import World
+from .data import (
+    Dataset,
+    LazyDataset,
+    as_dataset,
+    default_memory_budget,
+    load_dataset,
+    open_dataset,
+    open_lazy,
+    open_source,
+)
 from .data.dataset import from_layout, to_layout
+from .distributed import World
 from .errors import VaekitError
 from .evaluation import evaluate as evaluate_model
 from .images import save_grid, save_pairs

@@ -29,7 +29,7 @@ class RunFolder:
         return self.path / name
 
     @classmethod
-    def create(cls, path: str | os.PathLike, resumable: bool = True) -> "RunFolder":
+    def create(cls, path: str | os.PathLike, resumable: bool = True) -> RunFolder:
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             hint = f", or continue it with --resume {path}" if resumable else ""
@@ -38,7 +38,7 @@ class RunFolder:
         return cls(path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "RunFolder":
+    def open(cls, path: str | os.PathLike) -> RunFolder:
         path = Path(path)
         if not path.is_dir():
             raise VaekitError(f"{path}: no such run folder; give a folder written by vaekit train or vaekit detect fit")

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import distributed
 from .config import TrainConfig
 from .data import LazyDataset, default_memory_budget, shard
 from .data.lazy import Loading, loader_errors
-from . import distributed
 from .distributed import SINGLE, World, lost_contact
 from .errors import VaekitError
-from .noise import Noise, parse_noise
 from .models import IWAE
+from .noise import Noise, parse_noise
 from .objectives import KLWeights, LossTerms, loss_terms
 
 

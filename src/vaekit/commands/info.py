@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         info["detector"] = {"threshold": state["threshold"], "contamination": state["params"]["contamination"],
                             "score": state["params"].get("anomaly_score", state["params"].get("score")),  # renamed
                             "kind": state["kind"],
-                            "training_rows": len(scores), "flagged_in_training": sum(v > state["threshold"] for v in scores)}
+                            "training_rows": len(scores),
+                            "flagged_in_training": sum(v > state["threshold"] for v in scores)}
     if args.json:
         print_json(info)
         return 0

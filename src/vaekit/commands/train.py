@@ -92,8 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 OPTIONS = ("model", "k", "beta", "kl_warmup", "free_bits", "arch", "epochs", "batch_size", "lr", "latent_dim",
-           "hidden_dims", "likelihood", "seed", "val_fraction", "patience", "time_budget", "device", "precision", "noise",
-           "binarize", "workers", "dist_timeout")
+           "hidden_dims", "likelihood", "seed", "val_fraction", "patience", "time_budget", "device", "precision",
+           "noise", "binarize", "workers", "dist_timeout")
 
 
 def run(args: argparse.Namespace) -> int:

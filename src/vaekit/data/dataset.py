@@ -120,13 +120,13 @@ class Dataset(Samples):
         """Labels at ``index`` (all for None), or None for unlabelled data."""
         return self.y if index is None or self.y is None else self.y[index]
 
-    def subset(self, index: torch.Tensor) -> "Dataset":
+    def subset(self, index: torch.Tensor) -> Dataset:
         return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
 
-    def to(self, device: torch.device) -> "Dataset":
+    def to(self, device: torch.device) -> Dataset:
         return replace(self, x=self.x.to(device), y=None if self.y is None else self.y.to(device))
 
-    def resident(self, device: torch.device, max_float_bytes: int = 1 << 30) -> "Dataset":
+    def resident(self, device: torch.device, max_float_bytes: int = 1 << 30) -> Dataset:
         """On ``device``, as float32 when that copy stays under ``max_float_bytes``.
 
         Converting once saves a cast per batch (a few % of a small model's step); past the
@@ -137,12 +137,12 @@ class Dataset(Samples):
             data = replace(data, x=data.batch())
         return data
 
-    def split(self, val_fraction: float, seed: int) -> tuple["Dataset", "Dataset | None"]:
+    def split(self, val_fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
         """A random train/validation split that depends only on the seed and the size."""
         parts = self.split_indices(val_fraction, seed)
         return (self, None) if parts is None else (self.subset(parts[0]), self.subset(parts[1]))
 
-    def standardized(self, mean, std) -> "Dataset":
+    def standardized(self, mean, std) -> Dataset:
         """Features shifted and scaled: (x - mean) / std, as float32."""
         return replace(self, x=standardize(self.batch(), mean, std), is_standardized=True)
 
@@ -153,7 +153,7 @@ class Dataset(Samples):
         std = torch.where(std > 1e-8, std, torch.ones_like(std))
         return x.mean(0).numpy().astype(np.float32), std.numpy().astype(np.float32)
 
-    def binarized(self, seed: int) -> "Dataset":
+    def binarized(self, seed: int) -> Dataset:
         """Each value in [0, 1] replaced by one Bernoulli draw with that probability (seeded)."""
         self.check_binarizable()
         g = torch.Generator(device=self.x.device).manual_seed(seed)
@@ -196,7 +196,7 @@ def layout_of(shape: tuple[int, ...], dtype, name: str) -> str:
     Accepted: (N, D) tabular, (N, H, W) grayscale, (N, H, W, C) with C in {1, 3}; numbers only.
     """
     dtype = np.dtype(dtype)
-    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
+    if dtype.kind == "O" or not (np.issubdtype(dtype, np.number) or dtype.kind == "b"):
         raise VaekitError(f"{name}: data must be numeric, got dtype {dtype}; convert it to numbers first")
     if np.issubdtype(dtype, np.complexfloating):  # casting would silently drop the imaginary part
         raise VaekitError(f"{name}: complex numbers ({dtype}) are not supported; save the real and imaginary "

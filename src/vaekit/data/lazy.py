@@ -125,10 +125,10 @@ class LazyDataset(Samples):
         return max(1, min(size, CHUNK_BYTES // max(1, self.source.row_bytes)))
 
     # -- views ---------------------------------------------------------------------------------
-    def subset(self, index) -> "LazyDataset":
+    def subset(self, index) -> LazyDataset:
         return replace(self, rows=self.source_rows(index), _range=[])
 
-    def split(self, val_fraction: float, seed: int) -> tuple["LazyDataset", "LazyDataset | None"]:
+    def split(self, val_fraction: float, seed: int) -> tuple[LazyDataset, LazyDataset | None]:
         """The same random split as :meth:`Dataset.split` for the same seed and size, with each
         part's rows kept in file order (so that reading them stays sequential)."""
         parts = self.split_indices(val_fraction, seed)
@@ -136,14 +136,14 @@ class LazyDataset(Samples):
             return self, None
         return self.subset(np.sort(parts[0].numpy())), self.subset(np.sort(parts[1].numpy()))
 
-    def standardized(self, mean, std) -> "LazyDataset":
+    def standardized(self, mean, std) -> LazyDataset:
         return replace(self, mean=np.asarray(mean, np.float32), std=np.asarray(std, np.float32), _range=[])
 
-    def binarized(self, seed: int) -> "LazyDataset":
+    def binarized(self, seed: int) -> LazyDataset:
         self.check_binarizable()
         return replace(self, binarize_seed=seed, _range=[])
 
-    def to(self, device) -> "LazyDataset":
+    def to(self, device) -> LazyDataset:
         return self  # read on demand; batches move to the device
 
     resident = to

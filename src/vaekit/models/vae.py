@@ -13,7 +13,6 @@ from torch.distributions import Independent, Normal
 from ..errors import VaekitError
 from .base import LatentModel, decoder_net, encoder_body
 
-
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
 
