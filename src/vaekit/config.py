@@ -84,9 +84,9 @@ class ModelConfig:
                 f"--hidden-dims must be positive widths such as 400 or 512,256, got {self.hidden_dims}")
 
 
-# Options that weight or shape the KL term of the ELBO, with their defaults, and the models
-# whose objective has no such term (so the options would be silently ignored).
-KL_OPTIONS = {"beta": 1.0, "kl_warmup": 0.0, "free_bits": 0.0}
+# Training options that weight or shape the KL term of the ELBO, and the models whose objective
+# has no such term (so the options would be silently ignored).
+KL_OPTIONS = ("beta", "kl_warmup", "free_bits")
 NO_KL_WEIGHT = {"ae": "an autoencoder's loss is the reconstruction error alone, with no KL term",
                 "iwae": "the importance-weighted bound has no separate KL term to weight"}
 
@@ -131,7 +131,7 @@ class TrainConfig:
 
         if self.binarize not in (None, "dynamic", "fixed"):
             raise VaekitError(f"--binarize must be dynamic or fixed, got {self.binarize!r}")
-        for name in ("beta", "kl_warmup", "free_bits"):
+        for name in KL_OPTIONS:
             if not getattr(self, name) >= 0:
                 raise VaekitError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
 
@@ -163,8 +163,8 @@ class RunConfig:
         model, train = self.model.model, self.train
         if model not in NO_KL_WEIGHT:
             return
-        given = [f"--{name.replace('_', '-')} {getattr(train, name):g}" for name, default in KL_OPTIONS.items()
-                 if getattr(train, name) != default]
+        given = [f"--{name.replace('_', '-')} {getattr(train, name):g}" for name in KL_OPTIONS
+                 if getattr(train, name) != TrainConfig.__dataclass_fields__[name].default]
         if given:
             raise VaekitError(f"{' and '.join(given)} cannot apply to --model {model}: {NO_KL_WEIGHT[model]}; "
                               f"leave {'them' if len(given) > 1 else 'it'} out, or train --model vae")
