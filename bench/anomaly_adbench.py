@@ -22,8 +22,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _shared import SHARED
 from sklearn.metrics import average_precision_score, roc_auc_score
+
+from _shared import SHARED
 
 ADBENCH = SHARED / "data" / "adbench"
 # The 8 sets added to the collection last, among the hardest (../shared/data/README.md).

@@ -16,10 +16,11 @@ import time
 import warnings
 
 import numpy as np
-from _shared import MNIST
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
+
+from _shared import MNIST
 
 
 def main() -> None:

@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _shared import mnist_split
 from scipy import ndimage
+
+from _shared import mnist_split
 
 SIGMA = 0.5
 

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from _shared import ROOT, measure, mnist_split
 
 GIB = 1 << 30

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import torch
-from _shared import mnist_split, run_reference
 
 import vaekit
+from _shared import mnist_split, run_reference
 
 # Multiply-adds of the 784-400-20 VAE's layers (in x out): encoder 784x400 + 400x40, decoder 20x400 + 400x784.
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_blobs
 
 import vaekit
+from conftest import TINY, make_blobs
 from vaekit import VaekitError
 from vaekit.cli import main
 from vaekit.evaluation import psnr

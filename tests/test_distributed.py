@@ -15,9 +15,9 @@ import numpy as np
 import psutil
 import pytest
 import torch
-from conftest import TINY
 
 import vaekit
+from conftest import TINY
 from vaekit.data.parquet import write_parquet
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
 
 import vaekit
+from conftest import TINY
 from vaekit import AnomalyDetector, VaekitError
 from vaekit.cli import main
 from vaekit.export import export_onnx

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TINY
 from PIL import Image
 
 import vaekit
+from conftest import TINY
 from vaekit import VaekitError
 from vaekit.cli import main
 

@@ -6,9 +6,9 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from conftest import TINY as NO_REPORT
 
 import vaekit
+from conftest import TINY as NO_REPORT
 from vaekit.cli import main
 
 TINY = {**NO_REPORT, "report": True}

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_blobs
 
 import vaekit
+from conftest import TINY, make_blobs
 from vaekit import VaekitError
 from vaekit.cli import main
 from vaekit.data import LazyDataset, load_dataset, open_dataset, open_lazy, parse_size

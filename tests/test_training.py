@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
 
 import vaekit
+from conftest import TINY
 from vaekit import VaekitError
 
 

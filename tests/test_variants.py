@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
 
 import vaekit
+from conftest import TINY
 from vaekit import VaekitError
 from vaekit.cli import main
 from vaekit.evaluation import evaluate
