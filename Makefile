@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/anomaly_mnist.py
 	$(BIN)/python bench/pyod_parity.py
 	$(BIN)/python bench/denoise.py
+	$(BIN)/python bench/cvae.py
 	$(BIN)/python bench/literature.py
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/scale.py

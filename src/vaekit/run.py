@@ -145,7 +145,8 @@ class Run:
 
     def sample(self, n: int = 64, seed: int = 0, temperature: float = 1.0, label: int | None = None) -> np.ndarray:
         """``n`` new samples from the prior, in the data layout; a conditional model draws
-        class ``label`` (default: each class in turn)."""
+        class ``label`` (default: each class in turn), from where that class's codes lie
+        (:meth:`~vaekit.models.VAE.fit_class_codes`)."""
         if n < 1:
             raise VaekitError(f"the number of samples must be at least 1, got {n}")
         y = self._label_tensor(label, n)
@@ -364,6 +365,9 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
     run = Run(model, config, folder.path, device)
     if not world.is_main:
         return run
+    if model.n_classes:  # where each class's codes lie, for sampling; saved with the weights
+        model.eval().fit_class_codes(_labelled_batches(train_data, model, device))
+        folder.save_weights(model, config)
     write_pictures(run, folder, val_data if val_data is not None else train_data)
     if board is not None:
         _log_pictures(board, folder, len(run.metrics()))
@@ -372,6 +376,12 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
 
         write_run_report(run)
     return run
+
+
+def _labelled_batches(data, model, device: torch.device, size: int = 1024):
+    for start in range(0, len(data), size):
+        rows = slice(start, start + size)
+        yield data.batch(rows).to(device), data.labels(rows, model).to(device)
 
 
 def _devices(config: RunConfig) -> tuple[World, torch.device]:

@@ -67,6 +67,11 @@ class RunFolder:
             tensors = load_file(path)
         except Exception as e:  # safetensors raises its own error types for damaged files
             raise VaekitError(f"{path} is corrupt or unreadable ({e}); retrain the run") from None
+        # Conditional models saved before they kept their classes' codes: those stay N(0, I),
+        # what such a model was trained with and sampled from.
+        for key in ("class_loc", "class_scale_tril"):
+            if getattr(model, "n_classes", 0) and key not in tensors:
+                tensors[key] = getattr(model, key)
         try:
             model.load_state_dict(tensors)
         except RuntimeError:
