@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import vaekit
 from vaekit.cli import main
 
 TINY_ARGS = ["--hidden-dims", "32", "--latent-dim", "4", "--epochs", "3", "--batch-size", "32", "--quiet",
@@ -102,6 +103,31 @@ def test_existing_run_folder_is_refused_and_kept(trained, blobs_npz, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "already exists" in err[0] and "--resume" in err[0]
     assert {p.name: p.read_bytes() for p in trained.iterdir()} == before
+
+
+@pytest.mark.parametrize("api_call, argv, api, cli", [
+    (lambda r, d: vaekit.load(r).sample(4, label=1), ["sample", "{run}", "--label", "1", "--out", "{tmp}/s.npy"],
+     "label needs a conditional model; train with model='cvae'", "--label needs a conditional model; train with "
+     "--model cvae"),
+    (lambda r, d: vaekit.load(r).interpolate(d, 0, 999), ["interpolate", "{run}", "--data", "{data}", "--from", "0",
+     "--to", "999", "--out", "{tmp}/p.npy"], "j=999 is out of range", "--to 999 is out of range"),
+    (lambda r, d: vaekit.train(d, latent_dim=0), ["train", "--data", "{data}", "--latent-dim", "0"],
+     "latent_dim must be at least 1", "argument --latent-dim: must be at least 1, got 0; see vaekit train --help"),
+    (lambda r, d: vaekit.train(d, val_fraction=1.5), ["train", "--data", "{data}", "--val-fraction", "1.5"],
+     "val_fraction must be in [0, 1)", "argument --val-fraction: must be in [0, 1)"),
+    (lambda r, d: vaekit.train(d, out=r), ["train", "--data", "{data}", "--out", "{run}", "--quiet"],
+     "choose another out, or continue it with resume=", "choose another --out, or continue it with --resume "),
+])
+def test_errors_name_the_options_their_reader_typed(trained, blobs_npz, tmp_path, capsys, api_call, argv, api, cli):
+    """The Python API names its own parameters; the command line names its flags."""
+    with pytest.raises(vaekit.VaekitError) as raised:
+        api_call(trained, str(blobs_npz))
+    assert api in str(raised.value) and "--" not in str(raised.value)
+    capsys.readouterr()
+    values = {"run": trained, "data": blobs_npz, "tmp": tmp_path}
+    assert main([a.format(**values) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and cli in err[0], err
 
 
 def test_corrupt_weights_and_wrong_shapes_are_reported(trained, tmp_path, capsys):

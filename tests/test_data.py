@@ -105,7 +105,7 @@ def test_image_folder_sizes_must_match_unless_resized(tmp_path):
     folder.mkdir()
     Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(folder / "a.png")
     Image.fromarray(np.zeros((6, 4, 3), np.uint8)).save(folder / "b.jpg")
-    with pytest.raises(VaekitError, match="--image-size"):
+    with pytest.raises(VaekitError, match="image_size"):
         load_dataset(str(folder))
     ds = load_dataset(str(folder), image_size=parse_image_size("4x6"))
     assert ds.sample_shape == (3, 4, 6) and ds.layout == "channel-last"

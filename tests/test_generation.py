@@ -29,9 +29,9 @@ def test_interpolation_starts_and_ends_at_the_inputs_codes(run, blobs, method):
 
 
 def test_interpolation_bad_indices_and_steps(run, blobs):
-    with pytest.raises(VaekitError, match="--to 240 is out of range"):
+    with pytest.raises(VaekitError, match="j=240 is out of range"):
         run.interpolate(blobs[0], 0, 240)
-    with pytest.raises(VaekitError, match="--steps"):
+    with pytest.raises(VaekitError, match="steps must be at least 2"):
         run.interpolate(blobs[0], 0, 1, steps=1)
 
 

@@ -116,5 +116,5 @@ def test_conv_models_fit_any_image_size(cls, shape):
 
 
 def test_conv_needs_images():
-    with pytest.raises(vaekit.VaekitError, match="--arch conv needs images"):
+    with pytest.raises(vaekit.VaekitError, match="arch='conv' needs images"):
         vaekit.VAE(input_shape=(10,), arch="conv")

@@ -216,11 +216,11 @@ def test_memory_budget_sizes_and_bad_values(tmp_path, blobs_npz, blobs_npy):
     assert parse_size("512M") == 512 << 20 and parse_size("2G") == 2 << 30 and parse_size("1.5GB") == 3 << 29
     assert parse_size(1000) == 1000
     for bad in ("lots", "-1G", "0"):
-        with pytest.raises(VaekitError, match="--memory-budget must be a size"):
+        with pytest.raises(VaekitError, match="memory_budget must be a size"):
             parse_size(bad)
     assert main(["train", "--data", str(blobs_npz), "--memory-budget", "lots", "--out", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
-    with pytest.raises(VaekitError, match="--binarize fixed needs the data in memory"):
+    with pytest.raises(VaekitError, match="binarize='fixed' needs the data in memory"):
         vaekit.train(str(blobs_npy), out=tmp_path / "b", binarize="fixed", memory_budget=100, **TINY)
     assert not (tmp_path / "b").exists()
 

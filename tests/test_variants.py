@@ -75,7 +75,7 @@ def test_cvae_draws_the_asked_class(tmp_path, blobs, blobs_npz, capsys):
         drawn = run.sample(100, seed=label, label=label)
         read = ((drawn[:, None] - templates[None]) ** 2).sum((2, 3)).argmin(1)
         assert (read == label).mean() >= 0.95, label
-    with pytest.raises(VaekitError, match="--label 7 is not a class"):
+    with pytest.raises(VaekitError, match="label=7 is not a class"):
         run.sample(4, label=7)
     unlabelled = tmp_path / "x.npy"
     np.save(unlabelled, np.zeros((5, 8, 8), np.float32))
@@ -111,20 +111,22 @@ def test_cvae_class_gaussians_match_the_codes_moments_and_older_runs_still_load(
     assert old.sample(6, label=2).shape == (6, 8, 8)
 
 
-@pytest.mark.parametrize("model, options, named", [
-    ("iwae", {"beta": 2.0}, "--beta 2 cannot apply to --model iwae"),
-    ("iwae", {"kl_warmup": 3.0, "free_bits": 0.5}, "--kl-warmup 3 and --free-bits 0.5 cannot apply to --model iwae"),
-    ("ae", {"free_bits": 0.1}, "--free-bits 0.1 cannot apply to --model ae"),
+@pytest.mark.parametrize("model, options, api, cli", [
+    ("iwae", {"beta": 2.0}, "beta=2 cannot apply to model='iwae'", "--beta 2 cannot apply to --model iwae"),
+    ("iwae", {"kl_warmup": 3.0, "free_bits": 0.5}, "kl_warmup=3 and free_bits=0.5 cannot apply to model='iwae'",
+     "--kl-warmup 3 and --free-bits 0.5 cannot apply to --model iwae"),
+    ("ae", {"free_bits": 0.1}, "free_bits=0.1 cannot apply to model='ae'",
+     "--free-bits 0.1 cannot apply to --model ae"),
 ])
 def test_options_the_model_would_ignore_are_refused_before_anything_is_written(tmp_path, blobs_npz, capsys,
-                                                                               model, options, named):
-    with pytest.raises(VaekitError, match=named):
+                                                                               model, options, api, cli):
+    with pytest.raises(VaekitError, match=api):
         vaekit.train(str(blobs_npz), out=tmp_path / "api", **{**TINY, "model": model, **options})
     flags = [f for name, value in options.items() for f in (f"--{name.replace('_', '-')}", str(value))]
     capsys.readouterr()
     assert main(["train", "--data", str(blobs_npz), "--model", model, *flags, "--out", str(tmp_path / "cli")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and named in err[0]
+    assert len(err) == 1 and cli in err[0]
     assert not (tmp_path / "api").exists() and not (tmp_path / "cli").exists()
     # the defaults are not "given": an IWAE and an AE train with them
     assert vaekit.train(str(blobs_npz), out=tmp_path / "ok", **{**TINY, "model": model, "beta": 1.0}).metrics()
@@ -137,7 +139,7 @@ def test_continuous_bernoulli_and_binarisation(tmp_path, blobs_npz):
         run = vaekit.train(str(blobs_npz), out=tmp_path / mode, **{**TINY, "binarize": mode})
         values = run.dataset().x.unique().tolist()
         assert set(values) <= {0.0, 1.0}  # evaluation data is one fixed binarisation
-    with pytest.raises(VaekitError, match="--binarize needs data in"):
+    with pytest.raises(VaekitError, match="binarize needs data in"):
         vaekit.train(np.random.default_rng(0).normal(size=(50, 3)), out=tmp_path / "bad", binarize="fixed", **TINY)
 
 

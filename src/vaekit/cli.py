@@ -35,9 +35,16 @@ COMMANDS = {
 DISTRIBUTED = ("train", "detect", "encode", "reconstruct")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with vaekit's one-line errors: what is wrong and where to read more, exit
+    status 2, instead of the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vaekit", description="Train and use autoencoders and variational autoencoders.")
+    parser = _Parser(prog="vaekit", description="Train and use autoencoders and variational autoencoders.")
     parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, summary) in COMMANDS.items():
@@ -49,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help and --version (0), or bad arguments, already said in one line (2)
+        return e.code
     if launched() and args.command not in DISTRIBUTED and os.environ.get("RANK", "0") != "0":
         return 0  # started by torchrun but not a command that shares work: rank 0 runs it alone
     stop_on_sigterm(args.command)
@@ -59,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except PeerError:  # under torchrun: another rank failed and printed why
         pass
     except VaekitError as e:
-        message = f"error: {e}"
+        message = f"error: {e.for_command_line()}"  # options named as flags, not as API parameters
     except OSError as e:  # a path the user gave cannot be read or written (permissions, disk full...)
         where = f" ({e.filename})" if e.filename else ""
         message = f"error: {e.strerror or e}{where}; check the path and its permissions"

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import VaekitError
+from .errors import VaekitError, option
 
 MODELS = ("ae", "vae", "iwae", "cvae")
 ARCHS = ("mlp", "conv")
@@ -45,7 +45,7 @@ class DataConfig:
 
     def validate(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
-            raise VaekitError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+            raise VaekitError(f"{option('val_fraction')} must be in [0, 1), got {self.val_fraction}")
 
 
 @dataclass
@@ -69,19 +69,19 @@ class ModelConfig:
 
     def validate(self) -> None:
         if self.model not in MODELS:
-            raise VaekitError(f"unknown --model {self.model!r}; choose one of {', '.join(MODELS)}")
+            raise VaekitError(f"unknown {option('model')} {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.arch not in ARCHS:
-            raise VaekitError(f"unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+            raise VaekitError(f"unknown {option('arch')} {self.arch!r}; choose one of {', '.join(ARCHS)}")
         if self.likelihood not in LIKELIHOODS:
             raise VaekitError(
-                f"unknown --likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+                f"unknown {option('likelihood')} {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
         if self.k < 1:
-            raise VaekitError(f"--k must be at least 1, got {self.k}")
+            raise VaekitError(f"{option('k')} must be at least 1, got {self.k}")
         if self.latent_dim < 1:
-            raise VaekitError(f"--latent-dim must be at least 1, got {self.latent_dim}")
+            raise VaekitError(f"{option('latent_dim')} must be at least 1, got {self.latent_dim}")
         if any(h < 1 for h in self.hidden_dims) or (self.arch == "conv" and not self.hidden_dims):
             raise VaekitError(
-                f"--hidden-dims must be positive widths such as 400 or 512,256, got {self.hidden_dims}")
+                f"{option('hidden_dims')} must be positive widths such as 400 or 512,256, got {self.hidden_dims}")
 
 
 # Training options that weight or shape the KL term of the ELBO, and the models whose objective
@@ -116,34 +116,36 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.epochs < 1:
-            raise VaekitError(f"--epochs must be at least 1, got {self.epochs}")
+            raise VaekitError(f"{option('epochs')} must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise VaekitError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise VaekitError(f"{option('batch_size')} must be at least 1, got {self.batch_size}")
         if not self.lr > 0:
-            raise VaekitError(f"--lr must be positive, got {self.lr}")
+            raise VaekitError(f"{option('lr')} must be positive, got {self.lr}")
         if self.time_budget is not None and not self.time_budget > 0:
-            raise VaekitError(f"--time-budget must be a positive number of seconds, got {self.time_budget}")
+            raise VaekitError(f"{option('time_budget')} must be a positive number of seconds, got {self.time_budget}")
         if self.patience is not None and self.patience < 1:
-            raise VaekitError(f"--patience must be at least 1, got {self.patience}")
+            raise VaekitError(f"{option('patience')} must be at least 1, got {self.patience}")
         if self.device not in DEVICES:
-            raise VaekitError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
+            raise VaekitError(f"unknown {option('device')} {self.device!r}; choose one of {', '.join(DEVICES)}")
         from .noise import parse_noise
 
         if self.binarize not in (None, "dynamic", "fixed"):
-            raise VaekitError(f"--binarize must be dynamic or fixed, got {self.binarize!r}")
+            raise VaekitError(f"{option('binarize')} must be dynamic or fixed, got {self.binarize!r}")
         for name in KL_OPTIONS:
             if not getattr(self, name) >= 0:
-                raise VaekitError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+                raise VaekitError(f"{option(name)} must be 0 or more, got {getattr(self, name)}")
 
         parse_noise(self.noise)
         if self.memory_budget is not None and not self.memory_budget > 0:
-            raise VaekitError(f"--memory-budget must be a positive size such as 2G, got {self.memory_budget}")
+            raise VaekitError(f"{option('memory_budget')} must be a positive size such as 2G, got {self.memory_budget}")
         if self.workers is not None and self.workers < 0:
-            raise VaekitError(f"--workers must be 0 or more, got {self.workers}")
+            raise VaekitError(f"{option('workers')} must be 0 or more, got {self.workers}")
         if not 0 < self.dist_timeout < math.inf:
-            raise VaekitError(f"--dist-timeout must be a positive number of seconds, got {self.dist_timeout}")
+            raise VaekitError(f"{option('dist_timeout')} must be a positive number of seconds, "
+                              f"got {self.dist_timeout}")
         if self.precision not in PRECISIONS:
-            raise VaekitError(f"unknown --precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+            raise VaekitError(f"unknown {option('precision')} {self.precision!r}; "
+                              f"choose one of {', '.join(PRECISIONS)}")
 
 
 @dataclass
@@ -163,11 +165,11 @@ class RunConfig:
         model, train = self.model.model, self.train
         if model not in NO_KL_WEIGHT:
             return
-        given = [f"--{name.replace('_', '-')} {getattr(train, name):g}" for name in KL_OPTIONS
+        given = [option(name, float(getattr(train, name))) for name in KL_OPTIONS
                  if getattr(train, name) != TrainConfig.__dataclass_fields__[name].default]
         if given:
-            raise VaekitError(f"{' and '.join(given)} cannot apply to --model {model}: {NO_KL_WEIGHT[model]}; "
-                              f"leave {'them' if len(given) > 1 else 'it'} out, or train --model vae")
+            raise VaekitError(f"{' and '.join(given)} cannot apply to {option('model', model)}: {NO_KL_WEIGHT[model]}; "
+                              f"leave {'them' if len(given) > 1 else 'it'} out, or train {option('model', 'vae')}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .errors import VaekitError
+from .errors import VaekitError, render
 
 DEFAULT_TIMEOUT = 300.0  # seconds a collective (or the start-up rendezvous) may wait for the other ranks
 _joined = False  # whether vaekit itself initialised the process group (and so must destroy it)
@@ -42,7 +42,8 @@ def stop_on_sigterm(command: str) -> None:
     def stopped(signum, frame):
         if os.getpid() == main:  # forked DataLoader workers inherit the handler: they end quietly
             sys.stderr.write(f"vaekit {command}: error: stopped by the launcher (SIGTERM), most likely because "
-                             f"another process failed (see its error){resume_hint or '; nothing was lost'}\n")
+                             f"another process failed (see its error)"
+                             f"{render(resume_hint, command_line=True) or '; nothing was lost'}\n")
             sys.stderr.flush()
         os._exit(2)
 

@@ -97,7 +97,7 @@ def choose(name: str, value_range: tuple[float, float]) -> str:
     learned scale per dimension: with a fixed unit scale, standardised features are too noisy
     to be worth their KL cost and the posterior collapses (a 5-column table kept 2 active
     units and 0.5 MSE per feature; with learned scales 4 units and 0.05)."""
-    from .errors import VaekitError
+    from .errors import VaekitError, option
 
     lo, hi = value_range
     in_unit = lo >= 0.0 and hi <= 1.0
@@ -105,5 +105,5 @@ def choose(name: str, value_range: tuple[float, float]) -> str:
         return "bernoulli" if in_unit else "gaussian-learned"
     if name in UNIT_INTERVAL and not in_unit:
         raise VaekitError(f"the {name} likelihood needs data in [0, 1] but the data spans "
-                          f"[{lo:.3g}, {hi:.3g}]; use --likelihood gaussian or scale the data")
+                          f"[{lo:.3g}, {hi:.3g}]; use {option('likelihood', 'gaussian')} or scale the data")
     return name

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import VaekitError
+from .errors import VaekitError, option
 
 KINDS = ("gaussian", "salt-pepper", "mask")
 
@@ -47,6 +47,6 @@ def parse_noise(spec: str | None) -> Noise | None:
     except ValueError:
         amount = -1.0
     if kind not in KINDS or not sep or amount < 0 or (kind != "gaussian" and amount > 1):
-        raise VaekitError(f"--noise must look like gaussian:0.5, salt-pepper:0.2 or mask:0.3 (a share in "
+        raise VaekitError(f"{option('noise')} must look like gaussian:0.5, salt-pepper:0.2 or mask:0.3 (a share in "
                           f"[0, 1] for the last two), got {spec!r}")
     return Noise(kind, amount)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .atomic import umask
 from .distributed import SINGLE, World
-from .errors import VaekitError
+from .errors import VaekitError, option
 
 SUFFIXES = (".npy", ".csv", ".parquet")
 
@@ -37,7 +37,7 @@ def write_rows(out: Path, chunks, n_rows: int, first_row: int, row_shape: tuple[
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
-        raise VaekitError(f"--out {out}: unsupported file type; use {', '.join(SUFFIXES)}")
+        raise VaekitError(f"{option('out', out)}: unsupported file type; use {', '.join(SUFFIXES)}")
     tmp, offset = world.on_main(lambda: _reserve(out, suffix, n_rows, row_shape))
     tmp = Path(tmp)
     part = tmp if world.size == 1 or suffix == ".npy" else _parts(tmp, world.size)[world.rank]

@@ -25,7 +25,7 @@ from .data import (
 )
 from .data.dataset import from_layout, to_layout
 from .distributed import World
-from .errors import VaekitError
+from .errors import VaekitError, option
 from .evaluation import evaluate as evaluate_model
 from .images import save_grid, save_pairs
 from .models import AE, VAE, build_model
@@ -100,12 +100,12 @@ class Run:
         classes = self.model.n_classes
         if not classes:
             if label is not None:
-                raise VaekitError("--label needs a conditional model; train with --model cvae")
+                raise VaekitError(f"{option('label')} needs a conditional model; train with {option('model', 'cvae')}")
             return None
         if label is None:
             return torch.arange(n, device=self.device) % classes
         if not 0 <= label < classes:
-            raise VaekitError(f"--label {label} is not a class of this model; use 0 to {classes - 1}")
+            raise VaekitError(f"{option('label', label)} is not a class of this model; use 0 to {classes - 1}")
         return torch.full((n,), label, device=self.device)
 
     def to_data_units(self, x) -> np.ndarray:
@@ -160,11 +160,11 @@ class Run:
         Gaussian prior expects of a code. Returns (steps, ...) in the data layout.
         """
         ds = self.dataset(data)
-        for name, index in (("--from", i), ("--to", j)):
+        for name, index in (("i", i), ("j", j)):
             if not 0 <= index < len(ds):
-                raise VaekitError(f"{name} {index} is out of range: {ds.name} has samples 0 to {len(ds) - 1}")
+                raise VaekitError(f"{option(name, index)} is out of range: {ds.name} has samples 0 to {len(ds) - 1}")
         if steps < 2:
-            raise VaekitError(f"--steps must be at least 2 (the two endpoints), got {steps}")
+            raise VaekitError(f"{option('steps')} must be at least 2 (the two endpoints), got {steps}")
         if method not in INTERPOLATIONS:
             raise VaekitError(f"unknown interpolation {method!r}; choose one of {', '.join(INTERPOLATIONS)}")
         pair = torch.tensor([i, j])
@@ -178,7 +178,7 @@ class Run:
     def evaluate(self, data=None, iw_samples: int | None = None, seed: int = 0) -> dict:
         """Metrics per sample (see :func:`vaekit.evaluation.evaluate`)."""
         if iw_samples is not None and iw_samples < 1:
-            raise VaekitError(f"--iw-samples must be at least 1, got {iw_samples}")
+            raise VaekitError(f"{option('iw_samples')} must be at least 1, got {iw_samples}")
         return evaluate_model(self.model, self.dataset(data), iw_samples=iw_samples, seed=seed)
 
     def metrics(self) -> list[dict]:
@@ -261,7 +261,7 @@ def _tensorboard(folder: RunFolder):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise VaekitError("--tensorboard needs the tensorboard package; pip install tensorboard") from None
+        raise VaekitError(f"{option('tensorboard')} needs the tensorboard package; pip install tensorboard") from None
     return SummaryWriter(log_dir=str(folder.file("tensorboard")))
 
 
@@ -285,8 +285,8 @@ def _open(config: RunConfig, array, world: World) -> tuple[Dataset | LazyDataset
         dataset, reason = open_dataset(config.data.spec, config.data.image_size, budget)
     storage = "stream" if isinstance(dataset, LazyDataset) else "memory"
     if storage == "stream" and config.train.binarize == "fixed":
-        raise VaekitError(f"--binarize fixed needs the data in memory, but it is {reason}; use --binarize dynamic "
-                          "or a larger --memory-budget")
+        raise VaekitError(f"{option('binarize', 'fixed')} needs the data in memory, but it is {reason}; use "
+                          f"{option('binarize', 'dynamic')} or a larger {option('memory_budget')}")
     if config.train.progress:
         print(f"vaekit: data {reason}", file=sys.stderr)
     return dataset, replace(config, data=replace(config.data, storage=storage, storage_reason=reason))
@@ -440,7 +440,7 @@ RESUMABLE = ("epochs", "patience", "time_budget", "device", "precision", "progre
 def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
     fixed = sorted(set(options) - set(RESUMABLE))
     if fixed or data is not None:
-        raise VaekitError(f"--resume continues {run_dir} as configured; only {', '.join(RESUMABLE)} may "
+        raise VaekitError(f"{option('resume')} continues {run_dir} as configured; only {', '.join(RESUMABLE)} may "
                           f"change (got {', '.join(fixed or ['data'])})")
     TrainConfig(**options).validate()  # before joining, which uses dist_timeout
     world = distributed.join(options.get("dist_timeout", distributed.DEFAULT_TIMEOUT))
@@ -460,8 +460,8 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
             raise VaekitError(f"{run_dir} stopped early (validation loss no longer improved); start a new run "
                               "to train more")
         elif state["epoch"] >= config.train.epochs:
-            raise VaekitError(f"{run_dir} already trained {state['epoch']} epochs; pass --epochs greater than "
-                              f"{state['epoch']} to train on")
+            raise VaekitError(f"{run_dir} already trained {state['epoch']} epochs; pass {option('epochs')} "
+                              f"greater than {state['epoch']} to train on")
         if config.data.spec == ARRAY_SPEC:
             raise VaekitError(f"{run_dir} was trained on an in-memory array, which the run folder does not "
                               "hold; start a new run")

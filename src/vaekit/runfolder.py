@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .atomic import atomic_write
 from .config import RunConfig
-from .errors import VaekitError
+from .errors import VaekitError, option
 
 CONFIG, METRICS, WEIGHTS, STATE = "config.json", "metrics.jsonl", "model.safetensors", "training_state.pt"
 RECONSTRUCTIONS, SAMPLES = "reconstructions.png", "samples.png"
@@ -32,8 +32,8 @@ class RunFolder:
     def create(cls, path: str | os.PathLike, resumable: bool = True) -> RunFolder:
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            hint = f", or continue it with --resume {path}" if resumable else ""
-            raise VaekitError(f"{path} already exists; choose another --out{hint}")
+            hint = f", or continue it with {option('resume', path)}" if resumable else ""
+            raise VaekitError(f"{path} already exists; choose another {option('out')}{hint}")
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
 
@@ -62,7 +62,7 @@ class RunFolder:
         path = self.file(WEIGHTS)
         if not path.exists():
             raise VaekitError(f"{path} is missing: the run has no trained weights; train it again or "
-                              f"resume it with vaekit train --resume {self.path}")
+                              f"continue it with {option('resume', self.path)}")
         try:
             tensors = load_file(path)
         except Exception as e:  # safetensors raises its own error types for damaged files

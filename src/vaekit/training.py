@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .data import LazyDataset, default_memory_budget, shard
 from .data.lazy import Loading, loader_errors
 from .distributed import SINGLE, World, lost_contact
-from .errors import VaekitError
+from .errors import VaekitError, option
 from .models import IWAE
 from .noise import Noise, parse_noise
 from .objectives import KLWeights, LossTerms, loss_terms
@@ -38,11 +38,13 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.split(":")[0] == "cuda" and not torch.cuda.is_available():
-        raise VaekitError(f"device {name}: no CUDA GPU is available here; use cpu or auto")
+        raise VaekitError(f"{option('device', name)}: no CUDA GPU is available here; use cpu or auto")
     if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
-        raise VaekitError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+        raise VaekitError(f"{option('device', name)}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                          "numbered from 0")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise VaekitError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
+        raise VaekitError(f"{option('device', 'mps')}: Apple's MPS backend is not available here; "
+                          "use cpu or auto")
     return torch.device(name)
 
 
@@ -276,7 +278,7 @@ class Trainer:
                 kl_dims = world.all_reduce(kl_dims.double().cpu())
         loss, recon, kl, count = sums.tolist()
         if not math.isfinite(loss):
-            raise VaekitError(f"training diverged (loss {loss}); lower --lr (now {cfg.lr}) or check "
+            raise VaekitError(f"training diverged (loss {loss}); lower {option('lr')} (now {cfg.lr}) or check "
                               "the data's scale")
         return {"loss": loss / count, "recon": recon / count, "kl": kl / count, "samples": count,
                 "kl_per_dim": None if kl_dims is None else (kl_dims / count).tolist()}
@@ -309,8 +311,8 @@ class Trainer:
         cfg = self.cfg
         if cfg.batch_size < world.size or len(train) < world.size:
             raise VaekitError(f"{world.size} processes need at least one sample each of every batch, but "
-                              f"--batch-size is {cfg.batch_size} and the training data has {len(train)} samples; "
-                              "start fewer processes or use larger batches")
+                              f"{option('batch_size')} is {cfg.batch_size} and the training data has {len(train)} "
+                              "samples; start fewer processes or use larger batches")
         train, val = train.resident(self.device), (val.resident(self.device) if val is not None else None)
         self.reading = self.read_settings(train)
         show = cfg.progress and world.is_main
@@ -322,7 +324,7 @@ class Trainer:
                        desc=f"epoch {epoch}/{cfg.epochs}") if show else None
             t0 = time.perf_counter()
             hint = "" if self.run_folder is None else \
-                f"; {self.run_folder} keeps epoch {self.state.epoch}: continue with --resume {self.run_folder}"
+                f"; {self.run_folder} keeps epoch {self.state.epoch}: continue with {option('resume', self.run_folder)}"
             distributed.resume_hint = hint
             with lost_contact(world), loader_errors(hint):
                 tr = self.train_epoch(train, bar)

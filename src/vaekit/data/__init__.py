@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import VaekitError
+from ..errors import VaekitError, option
 from .bundled import BUNDLED, DOWNLOADS, load_cifar10, load_digits, load_idx_download, load_mnist_5k
 from .dataset import Dataset, from_arrays
 from .files import load_csv, load_npz
@@ -44,7 +44,7 @@ def parse_image_size(text: str | None) -> tuple[int, int] | None:
     if len(parts) == 1:
         parts = parts * 2
     if len(parts) != 2 or min(parts) < 1:
-        raise VaekitError(f"--image-size must look like 28 or 32x48 (height x width), got {text!r}")
+        raise VaekitError(f"{option('image_size')} must look like 28 or 32x48 (height x width), got {text!r}")
     return parts[0], parts[1]
 
 
@@ -118,7 +118,7 @@ def parse_size(text) -> int:
     except ValueError:
         value = -1.0
     if not value > 0 or not math.isfinite(value):
-        raise VaekitError(f"--memory-budget must be a size such as 512M or 2G, got {text!r}")
+        raise VaekitError(f"{option('memory_budget')} must be a size such as 512M or 2G, got {text!r}")
     return int(value)
 
 

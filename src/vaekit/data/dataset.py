@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..errors import VaekitError
+from ..errors import VaekitError, option
 
 # How the user's own files hold the samples; outputs are written back in the same layout.
 TABULAR, GRAY, CHANNEL_LAST = "tabular", "gray", "channel-last"
@@ -48,7 +48,8 @@ class Samples:
     def check_binarizable(self) -> None:
         lo, hi = self.value_range()
         if lo < 0 or hi > 1:
-            raise VaekitError(f"{self.name}: --binarize needs data in [0, 1], but it spans [{lo:.3g}, {hi:.3g}]")
+            raise VaekitError(f"{self.name}: {option('binarize')} needs data in [0, 1], "
+                              f"but it spans [{lo:.3g}, {hi:.3g}]")
 
     def split_indices(self, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Positions of a random train/validation split that depends only on the seed and the
@@ -58,7 +59,7 @@ class Samples:
             return None
         if n_val >= len(self):
             raise VaekitError(
-                f"{self.name} has {len(self)} samples, too few for --val-fraction {val_fraction}; "
+                f"{self.name} has {len(self)} samples, too few for {option('val_fraction', val_fraction)}; "
                 "use a smaller fraction or more data")
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         return perm[n_val:], perm[:n_val]

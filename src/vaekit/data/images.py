@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import VaekitError
+from ..errors import VaekitError, option
 from .dataset import CHANNEL_LAST, GRAY, model_rows
 from .source import Source
 
@@ -58,8 +58,8 @@ class ImageFolderSource(Source):
                 raise VaekitError(f"{path}: cannot read the image ({e}); remove or replace it") from None
         if image_size is None and len(sizes) > 1:
             shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
-            raise VaekitError(f"{folder}: images have different sizes ({shown}, ...); pass --image-size HxW "
-                              "to resize them all")
+            raise VaekitError(f"{folder}: images have different sizes ({shown}, ...); pass {option('image_size')} "
+                              "(height x width) to resize them all")
         width, height = (image_size[1], image_size[0]) if image_size is not None else sizes.pop()
         self.files = [str(p) for p, _ in files]
         self.labels = np.array([label for _, label in files], dtype=np.int64) if classes else None

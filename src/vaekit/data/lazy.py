@@ -299,7 +299,7 @@ class WindowReader(torch.utils.data.IterableDataset):
             try:
                 yield self._read(self.order[start:start + self.window])
             except VaekitError as e:
-                yield str(e)
+                yield e.args[0]  # the raw message, so the main process names options for its reader
                 return
             except Exception as e:  # the main process raises it as one clear line
                 yield f"{self.data.name}: reading failed ({type(e).__name__}: {e})"

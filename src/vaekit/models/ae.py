@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import VaekitError
+from ..errors import VaekitError, option
 from .base import LatentModel, decoder_net, encoder_body
 
 
@@ -48,7 +48,7 @@ class AE(LatentModel):
         return self.decode(self.encode(x))
 
     def sample(self, n: int, generator=None, temperature: float = 1.0, y=None) -> torch.Tensor:
-        raise VaekitError("a plain autoencoder has no prior to sample from; train with --model vae")
+        raise VaekitError(f"a plain autoencoder has no prior to sample from; train with {option('model', 'vae')}")
 
     def codes(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(x)

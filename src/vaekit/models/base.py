@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from .. import likelihoods
-from ..errors import VaekitError
+from ..errors import VaekitError, option
 from .conv import ConvDecoder, ConvEncoder
 from .mlp import mlp
 
@@ -28,7 +28,8 @@ def encoder_body(arch: str, input_shape: tuple[int, ...], hidden_dims: Sequence[
     """x (N, *input_shape) -> features (N, F); returns the network and F."""
     if arch == "conv":
         if len(input_shape) != 3:
-            raise VaekitError(f"--arch conv needs images, but samples have shape {input_shape}; use --arch mlp")
+            raise VaekitError(f"{option('arch', 'conv')} needs images, but samples have shape {input_shape}; "
+                              f"use {option('arch', 'mlp')}")
         enc = ConvEncoder(input_shape, hidden_dims)
         return enc, enc.out_features
     # No hidden widths: linear maps (with a Gaussian likelihood, probabilistic PCA).
