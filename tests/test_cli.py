@@ -79,6 +79,27 @@ def test_resume_from_the_command_line(trained, capsys):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
 
 
+def test_ctrl_c_in_training_says_where_the_run_stands_and_how_to_go_on(tmp_path, blobs_npz, capsys, monkeypatch):
+    from vaekit.training import Trainer
+
+    real, calls = Trainer.train_epoch, []
+
+    def interrupted_in_epoch_2(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted_in_epoch_2)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(blobs_npz), "--out", str(out), *TINY_ARGS]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"vaekit train: interrupted; {out} keeps epoch 1: continue with --resume {out}"]
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(out), "--quiet", "--no-report"]) == 0
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
 def one_error_line(result) -> str:
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()

@@ -11,9 +11,9 @@ import importlib
 import os
 import sys
 
-from . import __version__
+from . import __version__, distributed
 from .distributed import PeerError, ignore_sigterm, launched, leave, stop_on_sigterm
-from .errors import VaekitError
+from .errors import VaekitError, render
 
 # name -> (module in vaekit.commands, one-line summary); aliases point at the same module.
 COMMANDS = {
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if launched() and args.command not in DISTRIBUTED and os.environ.get("RANK", "0") != "0":
         return 0  # started by torchrun but not a command that shares work: rank 0 runs it alone
     stop_on_sigterm(args.command)
+    distributed.resume_hint = ""  # set by training once it has a run folder to continue
     status, message = 2, None
     try:
         status = args.handler(args) or 0
@@ -73,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a path the user gave cannot be read or written (permissions, disk full...)
         where = f" ({e.filename})" if e.filename else ""
         message = f"error: {e.strerror or e}{where}; check the path and its permissions"
-    except KeyboardInterrupt:
-        status, message = 130, "interrupted"
+    except KeyboardInterrupt:  # during training, also where the run stands and how to go on
+        status, message = 130, "interrupted" + render(distributed.resume_hint, command_line=True)
     finally:
         ignore_sigterm()  # the process is ending anyway: nothing left to interrupt
     if message is not None:
