@@ -7,6 +7,7 @@ library decides what each rank does, and rank 0 alone prints results.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -42,6 +43,21 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but options no parser knows are blamed on the command they were given
+        to (``vaekit train: error: unrecognized arguments``), not on ``vaekit``."""
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self
+            for name in ("command", "action"):  # the deepest subcommand the arguments reached
+                choices = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+                                and a.dest == name), None)
+                if choices is None or getattr(args, name, None) not in choices:
+                    break
+                parser = choices[getattr(args, name)]
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return args
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vaekit", description="Train and use autoencoders and variational autoencoders.")
@@ -73,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         message = f"error: {e.for_command_line()}"  # options named as flags, not as API parameters
     except OSError as e:  # a path the user gave cannot be read or written (permissions, disk full...)
         where = f" ({e.filename})" if e.filename else ""
-        message = f"error: {e.strerror or e}{where}; check the path and its permissions"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # every file written so far is whole (atomic writes)
+            message = (f"error: no space left on the device{where}; free some space"
+                       f"{render(distributed.resume_hint, command_line=True) or ' and run the command again'}")
+        else:
+            message = f"error: {e.strerror or e}{where}; check the path and its permissions"
     except KeyboardInterrupt:  # during training, also where the run stands and how to go on
         status, message = 130, "interrupted" + render(distributed.resume_hint, command_line=True)
     finally:

@@ -24,6 +24,8 @@ def project_2d(codes: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[n
         return np.column_stack([codes[:, 0], np.zeros(len(codes))]), "z"
     if codes.shape[1] == 2:
         return codes, "z"
+    if len(codes) < 3:  # too few points to fit a projection to: the first two dimensions
+        return codes[:, :2], "z"
     if method == "tsne":
         from sklearn.manifold import TSNE
 

@@ -16,7 +16,9 @@ from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .data import (
     Dataset,
     LazyDataset,
+    absolute_spec,
     as_dataset,
+    check_resizable,
     default_memory_budget,
     load_dataset,
     open_dataset,
@@ -29,7 +31,7 @@ from .errors import VaekitError, option
 from .evaluation import evaluate as evaluate_model
 from .images import save_grid, save_pairs
 from .models import AE, VAE, build_model
-from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, STATE, RunFolder
+from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, STATE, RunFolder, RunLock, resume_hint
 from .training import Trainer, resolve_device
 
 BINARIZE_SEED = 2016  # the one fixed binarisation of evaluation data
@@ -404,6 +406,9 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
     DistributedDataParallel and rank 0 writes the run folder.
     """
     if resume is not None:
+        if out is not None:
+            raise VaekitError(f"{option('out')} cannot go with {option('resume')}: a run continues in its own "
+                              f"folder, {resume}; drop {option('out')}")
         return _resume(resume, data=data, report=report, **options)
     groups = {cls: {k: v for k, v in options.items() if k in cls.__dataclass_fields__}
               for cls in (ModelConfig, DataConfig, TrainConfig)}
@@ -411,6 +416,8 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
     if unknown:
         raise VaekitError(f"unknown option(s) {', '.join(sorted(unknown))}")
     spec = data if isinstance(data, (str, os.PathLike)) else ("mnist-5k" if data is None else ARRAY_SPEC)
+    check_resizable(spec, groups[DataConfig].get("image_size"))
+    spec = absolute_spec(spec)  # the run folder then finds its data from any working directory
     config = RunConfig(model=ModelConfig(**groups[ModelConfig]),
                        data=DataConfig(spec=str(spec), **groups[DataConfig]),
                        train=TrainConfig(**groups[TrainConfig]))
@@ -425,12 +432,18 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
     def setup():
         cfg, prepared["data"] = _prepare(config, array, world)
         folder = RunFolder.create(out if out is not None else default_out(cfg.model.model, cfg.data.spec))
+        prepared["lock"] = RunLock(folder.path)
+        distributed.resume_hint = resume_hint(folder.path, 0)
         folder.save_config(cfg)
         return cfg, folder.path
 
-    config, path = world.on_main(setup)
-    dataset = world.agree(lambda: prepared["data"] if world.is_main else _reopen(config, array))
-    return _fit(config, dataset, path, None, world, device, report=report)
+    try:
+        config, path = world.on_main(setup)
+        dataset = world.agree(lambda: prepared["data"] if world.is_main else _reopen(config, array))
+        return _fit(config, dataset, path, None, world, device, report=report)
+    finally:
+        if "lock" in prepared:
+            prepared["lock"].release()
 
 
 RESUMABLE = ("epochs", "patience", "time_budget", "device", "precision", "progress", "compile", "memory_budget",
@@ -448,6 +461,7 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
 
     def setup():
         folder = RunFolder.open(run_dir)
+        prepared["lock"] = RunLock(folder.path)
         config = RunConfig.load(folder.file(CONFIG))
         config = replace(config, train=replace(config.train, **options, world_size=world.size))
         config.validate()
@@ -471,11 +485,15 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         folder.keep_metrics_through(0 if state is None else state["epoch"])
         return config, state, folder.path
 
-    config, state, path = world.on_main(setup)
-    world, device = _devices(config)
-    config = replace(config, train=replace(config.train, progress=config.train.progress and world.is_main))
-    dataset = world.agree(lambda: prepared["data"] if world.is_main else _reopen(config))
-    return _fit(config, dataset, path, state, world, device, report=report)
+    try:
+        config, state, path = world.on_main(setup)
+        world, device = _devices(config)
+        config = replace(config, train=replace(config.train, progress=config.train.progress and world.is_main))
+        dataset = world.agree(lambda: prepared["data"] if world.is_main else _reopen(config))
+        return _fit(config, dataset, path, state, world, device, report=report)
+    finally:
+        if "lock" in prepared:
+            prepared["lock"].release()
 
 
 def load(run_dir, device: str = "auto") -> Run:

@@ -17,6 +17,49 @@ from .errors import VaekitError, option
 
 CONFIG, METRICS, WEIGHTS, STATE = "config.json", "metrics.jsonl", "model.safetensors", "training_state.pt"
 RECONSTRUCTIONS, SAMPLES = "reconstructions.png", "samples.png"
+LOCK = ".vaekit.lock"  # held (flock) by the process writing the run; the kernel lets go when it ends
+
+
+def resume_hint(path, epoch: int) -> str:
+    """How to go on from a run stopped now, after ``epoch`` finished epochs (appended to messages)."""
+    if epoch == 0:
+        return (f"; {path} has no finished epoch yet: train again with {option('out', path)}, or "
+                f"{option('resume', path)} as it was configured")
+    return f"; {path} keeps epoch {epoch}: continue with {option('resume', path)}"
+
+
+class RunLock:
+    """An exclusive lock on a run folder for as long as one process writes to it, so that two
+    ``--resume`` of one run cannot both write its epochs. Advisory (``flock``): vaekit's own
+    writers respect it; where the platform has no ``fcntl`` it does nothing."""
+
+    def __init__(self, path: Path):
+        self.file = None
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            return
+        lock = path / LOCK
+        f = open(lock, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip()
+            f.close()
+            who = f" (pid {holder})" if holder else ""
+            raise VaekitError(f"{path} is being written by another vaekit process{who}; wait for it to finish "
+                              "or stop it, then try again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self.file = f
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()  # closing lets go of the lock
+            self.file = None
 
 
 class RunFolder:
@@ -30,12 +73,25 @@ class RunFolder:
 
     @classmethod
     def create(cls, path: str | os.PathLike, resumable: bool = True) -> RunFolder:
+        """A new run folder at ``path``, which may exist if it is empty or holds a run stopped
+        before its first epoch ended (nothing trained to lose: it is trained anew)."""
         path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not cls(path).unstarted():
             hint = f", or continue it with {option('resume', path)}" if resumable else ""
             raise VaekitError(f"{path} already exists; choose another {option('out')}{hint}")
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
+
+    def unstarted(self) -> bool:
+        """Whether this folder holds a run that never finished an epoch: a config and nothing
+        trained (no weights, no checkpoint, no metrics)."""
+        names = {p.name for p in self.path.iterdir() if not p.name.startswith(".")}
+        if not (names <= {CONFIG, METRICS} and CONFIG in names) or self.metrics():
+            return False
+        try:  # vaekit's own config, not some other program's file of the same name
+            return {"model", "data", "train"} <= set(json.loads(self.file(CONFIG).read_text()))
+        except (OSError, ValueError, TypeError):
+            return False
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> RunFolder:
@@ -66,7 +122,8 @@ class RunFolder:
         try:
             tensors = load_file(path)
         except Exception as e:  # safetensors raises its own error types for damaged files
-            raise VaekitError(f"{path} is corrupt or unreadable ({e}); retrain the run") from None
+            reason = " ".join(str(e).split())
+            raise VaekitError(f"{path} is corrupt or unreadable ({reason}); retrain the run") from None
         # Conditional models saved before they kept their classes' codes: those stay N(0, I),
         # what such a model was trained with and sampled from.
         for key in ("class_loc", "class_scale_tril"):
@@ -90,8 +147,9 @@ class RunFolder:
 
         try:
             return torch.load(path, weights_only=True)  # restricted unpickler: no arbitrary code
-        except Exception as e:
-            raise VaekitError(f"{path} is corrupt or unreadable ({e}); start a new run") from None
+        except Exception as e:  # torch's own text is many lines and advises an unsafe load: not shown
+            raise VaekitError(f"{path} is damaged ({type(e).__name__}), so the run cannot be continued; start a new "
+                              f"run ({WEIGHTS}, if present, still serves evaluate, sample and the rest)") from None
 
     def append_metrics(self, row: dict) -> None:
         """One more line, written atomically like every other file (the whole file is small)."""
@@ -103,7 +161,13 @@ class RunFolder:
         path = self.file(METRICS)
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short (a crash mid-write, an older vaekit): not an epoch
+                continue
+        return [r for r in rows if isinstance(r, dict) and "epoch" in r]
 
     def keep_metrics_through(self, epoch: int) -> None:
         """Drop lines of epochs after the last checkpoint (a crash between the two writes)."""

@@ -27,6 +27,7 @@ from .errors import VaekitError, option
 from .models import IWAE
 from .noise import Noise, parse_noise
 from .objectives import KLWeights, LossTerms, loss_terms
+from .runfolder import resume_hint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -133,6 +134,13 @@ class TrainState:
     best_loss: float = math.inf     # best validation (or training) loss so far
     bad_epochs: int = 0             # epochs since the best
     stopped_early: bool = False
+    initial_loss: float | None = None  # the first batch's loss, before any step: the yardstick of divergence
+
+
+# Training has diverged when its loss rises this many times its starting size above the start
+# (or is no longer a number): a loss that only ever falls when training works, grown a
+# thousandfold, will not come back.
+DIVERGED = 1e3
 
 
 class Trainer:
@@ -196,7 +204,7 @@ class Trainer:
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
                 "epoch": self.state.epoch, "best_loss": self.state.best_loss,
                 "bad_epochs": self.state.bad_epochs, "stopped_early": self.state.stopped_early,
-                "seconds": self.state.seconds}
+                "seconds": self.state.seconds, "initial_loss": self.state.initial_loss}
 
     def load_state_dict(self, d: dict) -> None:
         self.model.load_state_dict(d["model"])
@@ -207,7 +215,8 @@ class Trainer:
         if self.device.type == "cuda" and d["cuda_rng"] and len(d["cuda_rng"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(d["cuda_rng"])
         self.state = TrainState(epoch=d["epoch"], best_loss=d["best_loss"], bad_epochs=d["bad_epochs"],
-                                stopped_early=d["stopped_early"], seconds=d.get("seconds", 0.0))
+                                stopped_early=d["stopped_early"], seconds=d.get("seconds", 0.0),
+                                initial_loss=d.get("initial_loss"))
         if self.world.rank:  # the checkpoint holds rank 0's streams
             self._seed_rank_streams(self.state.epoch)
 
@@ -241,6 +250,7 @@ class Trainer:
         # Per step the bookkeeping is a few tensor operations: a small model's step is only
         # ~40 of them, each costing microseconds of overhead, so every one saved shows.
         sums = torch.zeros(3, device=self.device)  # loss, recon, kl summed over samples
+        first = None  # the first batch's summed loss and size, until the run has its initial loss
         count = 0
         kl_dims = None
         steps = -(-len(order) // loading.batch_size)
@@ -263,6 +273,8 @@ class Trainer:
             loss.backward()
             opt.step()
             with torch.no_grad():
+                if step == 0 and self.state.initial_loss is None:
+                    first = torch.stack([terms.loss.sum(), torch.tensor(float(len(x)), device=self.device)])
                 sums += torch.stack([terms.loss, terms.recon, terms.kl]).sum(1)
                 if terms.kl_per_dim is not None:
                     kl_dims = terms.kl_per_dim.sum(0) if kl_dims is None else kl_dims.add_(terms.kl_per_dim.sum(0))
@@ -271,17 +283,29 @@ class Trainer:
                 progress.update(len(x) * world.size)
                 if step % 10 == 0:
                     progress.set_postfix(loss=f"{loss.item() / world.size:.2f}", refresh=False)
-        sums = torch.cat([sums.double().cpu(), torch.tensor([float(count)], dtype=torch.float64)])
+        sums = torch.cat([sums.double().cpu(), torch.tensor([float(count)], dtype=torch.float64),
+                          *([] if first is None else [first.double().cpu()])])
         if world.size > 1:
             sums = world.all_reduce(sums)
             if kl_dims is not None:
                 kl_dims = world.all_reduce(kl_dims.double().cpu())
-        loss, recon, kl, count = sums.tolist()
-        if not math.isfinite(loss):
-            raise VaekitError(f"training diverged (loss {loss}); lower {option('lr')} (now {cfg.lr}) or check "
-                              "the data's scale")
+        loss, recon, kl, count, *start = sums.tolist()
+        if start:
+            self.state.initial_loss = start[0] / start[1]
+        self.check_diverged(loss / count)
         return {"loss": loss / count, "recon": recon / count, "kl": kl / count, "samples": count,
                 "kl_per_dim": None if kl_dims is None else (kl_dims / count).tolist()}
+
+    def check_diverged(self, loss: float) -> None:
+        """Stop with one clear line once the loss is no number or has grown far past its start;
+        the epoch is not checkpointed, so the run keeps its last good one."""
+        start = self.state.initial_loss
+        if math.isfinite(loss) and (start is None or loss - start <= DIVERGED * max(abs(start), 1.0)):
+            return
+        hint = "" if self.run_folder is None else resume_hint(self.run_folder, self.state.epoch)
+        grew = "" if start is None or not math.isfinite(loss) else f" from {start:.4g} at the start"
+        raise VaekitError(f"training diverged: the loss per sample is {loss:.4g}{grew}; lower {option('lr')} "
+                          f"(now {self.cfg.lr:g}) or check the data's scale{hint}")
 
     def loading(self, data) -> Loading:
         """How this rank reads ``data`` (see :meth:`read_settings`)."""
@@ -323,8 +347,7 @@ class Trainer:
             bar = tqdm(total=len(train), unit="sample", leave=False, file=sys.stderr, disable=None,
                        desc=f"epoch {epoch}/{cfg.epochs}") if show else None
             t0 = time.perf_counter()
-            hint = "" if self.run_folder is None else \
-                f"; {self.run_folder} keeps epoch {self.state.epoch}: continue with {option('resume', self.run_folder)}"
+            hint = "" if self.run_folder is None else resume_hint(self.run_folder, self.state.epoch)
             distributed.resume_hint = hint
             with lost_contact(world), loader_errors(hint):
                 tr = self.train_epoch(train, bar)

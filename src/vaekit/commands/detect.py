@@ -122,6 +122,9 @@ def _score(args) -> int:
         if 0 < y.sum() < len(y):
             metrics.update(auroc=float(roc_auc_score(y, scores)), auprc=float(average_precision_score(y, scores)),
                            f1=float(f1_score(y, scores > det.threshold_)))
+        else:  # AUROC, AUPRC and F1 compare anomalies with normal rows: one kind alone gives none
+            print(f"vaekit detect score: the labels of {args.data} are all {int(y[0])}, so AUROC, AUPRC and F1 (which "
+                  "need anomalies (1) and normal rows (0) both) are left out", file=sys.stderr)
     if "auroc" in metrics:  # labelled data: the detector's report gains ROC/PR and the worst inputs
         from pathlib import Path
 

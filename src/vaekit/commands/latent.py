@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_data, add_run, check_output
+from ._common import add_data, add_run, check_output, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data(p, default_help=" (default: the run's validation split)")
     p.add_argument("--method", choices=("pca", "tsne"), default="pca",
                    help="projection when the code has more than 2 dimensions (default: pca)")
-    p.add_argument("--max-points", type=int, default=5000, help="plot at most this many inputs (5000)")
+    p.add_argument("--max-points", type=positive_int, default=5000, help="plot at most this many inputs (5000)")
     p.add_argument("--out", required=True, metavar="FILE.png")
 
 

@@ -27,8 +27,9 @@ from .lazy import LazyDataset
 from .parquet import ParquetSource, is_parquet_folder
 from .source import MemorySource, NpySource, Source
 
-__all__ = ["Dataset", "LazyDataset", "Source", "as_dataset", "from_arrays", "load_dataset", "open_dataset",
-           "open_lazy", "open_source", "parse_image_size", "parse_size", "default_memory_budget", "shard"]
+__all__ = ["Dataset", "LazyDataset", "Source", "absolute_spec", "as_dataset", "check_resizable", "from_arrays",
+           "load_dataset", "open_dataset", "open_lazy", "open_source", "parse_image_size", "parse_size",
+           "default_memory_budget", "shard"]
 
 PARTS = ("train", "test")
 
@@ -53,6 +54,25 @@ def _split_part(spec: str) -> tuple[str, str | None]:
     if sep and part in PARTS and base:
         return base, part
     return spec, None
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` with its path made absolute (a dataset name stays as it is), so that a run
+    folder finds its data from any working directory."""
+    spec = str(spec)
+    base, part = (spec, None) if Path(spec).expanduser().exists() else _split_part(spec)
+    path = Path(base).expanduser()
+    if not path.exists():
+        return spec
+    return str(path.resolve()) + (f":{part}" if part else "")
+
+
+def check_resizable(spec: str, image_size) -> None:
+    """``image_size`` resizes the images of a folder; anything else would ignore it."""
+    path = Path(str(spec)).expanduser()
+    if image_size is not None and not (path.is_dir() and is_image_folder(path)):
+        raise VaekitError(f"{option('image_size')} resizes the images of an image folder, and {spec} is not one; "
+                          "leave it out, or resize the arrays before training")
 
 
 def open_source(spec: str, image_size: tuple[int, int] | None = None) -> Source:

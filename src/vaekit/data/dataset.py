@@ -36,6 +36,9 @@ class Samples:
         if y is None:
             raise VaekitError(f"{self.name} has no labels, but a conditional model (cvae) needs them; give "
                               "labelled data (.npz with y, a label column, class subfolders, IDX labels)")
+        if len(y) and int(y.min()) < 0:
+            raise VaekitError(f"{self.name}: a conditional model needs class indices 0, 1, 2, ... as labels, but "
+                              f"they go down to {int(y.min())}; renumber the classes from 0")
         return y
 
     def labels(self, index, model) -> torch.Tensor | None:
@@ -219,7 +222,13 @@ def layout_of(shape: tuple[int, ...], dtype, name: str) -> str:
 
 def model_rows(x: np.ndarray, layout: str, name: str, first_row: int = 0) -> np.ndarray:
     """Rows in the user's layout as a contiguous array in the model's: uint8 stays uint8, other
-    numbers become float32, checked to be finite (``first_row`` numbers the rows in errors)."""
+    numbers become float32, checked to be finite (``first_row`` numbers the rows in errors).
+
+    Images of wider unsigned integers (16-bit PNGs and TIFFs) are scaled by their type's
+    maximum to [0, 1], as uint8 images are by 255 (scikit-image's ``img_as_float`` rule).
+    """
+    if layout != TABULAR and x.dtype.kind == "u" and x.dtype != np.uint8:
+        return model_rows(x.astype(np.float64) / np.iinfo(x.dtype).max, layout, name, first_row)
     if x.dtype != np.uint8:
         with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
             x = x.astype(np.float32)

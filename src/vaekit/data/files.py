@@ -41,7 +41,7 @@ def _is_number(s: str) -> bool:
 def load_csv(path: Path) -> Dataset:
     """Numeric columns become features; a column named ``label`` or ``y`` holds the labels."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM is not part of the first name
             rows = [r for r in csv.reader(f) if r]
     except (OSError, UnicodeDecodeError) as e:
         raise VaekitError(f"{path}: cannot read it as a text CSV file ({e})") from None
@@ -57,7 +57,11 @@ def load_csv(path: Path) -> Dataset:
             raise VaekitError(f"{path}: line {line} has {len(r)} fields, expected {len(header)}")
     columns = list(zip(*body))
 
-    label_at = next((i for i, h in enumerate(header) if h.lower() in LABEL_COLUMNS), None)
+    label_at = [i for i, h in enumerate(header) if h.lower() in LABEL_COLUMNS]
+    if len(label_at) > 1:
+        raise VaekitError(f"{path}: columns {' and '.join(repr(header[i]) for i in label_at)} are both label "
+                          "columns; keep one (or rename the other if it is a feature)")
+    label_at = label_at[0] if label_at else None
     y, class_names = None, None
     if label_at is not None:
         raw = [v.strip() for v in columns[label_at]]

@@ -66,7 +66,11 @@ class ParquetSource(Source):
         if not groups:
             raise VaekitError(f"{path}: the dataset is empty; give a file with at least one row")
         names = [c for c in schema.names if c not in _index_columns(schema)]  # pandas' saved index is no feature
-        label = next((c for c in names if c.strip().lower() in LABEL_COLUMNS), None)
+        labels = [c for c in names if c.strip().lower() in LABEL_COLUMNS]
+        if len(labels) > 1:
+            raise VaekitError(f"{path}: columns {' and '.join(map(repr, labels))} are both label columns; keep one "
+                              "(or rename the other if it is a feature)")
+        label = labels[0] if labels else None
         features = [c for c in names if c != label]
         if not features:
             raise VaekitError(f"{path}: no feature columns besides the label")
