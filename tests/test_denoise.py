@@ -79,3 +79,18 @@ def test_denoise_command_reports_the_gain(tmp_path, blobs_npz, capsys):
                  "--out", str(tmp_path / "o.npy")]) == 2
     assert "give the same rows" in capsys.readouterr().err
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_a_denoising_run_defaults_to_the_denoising_autoencoder(tmp_path, blobs_npz):
+    quick = dict(hidden_dims=(16,), epochs=1, progress=False, report=False)
+
+    def trained(name, **options):
+        return vaekit.train(str(blobs_npz), out=tmp_path / name, noise="gaussian:0.4", **quick, **options).config.model
+
+    default = trained("default")
+    assert (default.model, default.latent_dim) == ("ae", 64)
+    vae = trained("vae", model="vae")
+    assert (vae.model, vae.latent_dim) == ("vae", 20)
+    assert trained("narrow", latent_dim=8).latent_dim == 8
+    plain = vaekit.train(str(blobs_npz), out=tmp_path / "plain", **quick).config.model
+    assert (plain.model, plain.latent_dim) == ("vae", 20)  # without noise, the classic VAE

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import distributed, likelihoods
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, denoiser_defaults
 from .data import (
     Dataset,
     LazyDataset,
@@ -418,7 +418,7 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
     spec = data if isinstance(data, (str, os.PathLike)) else ("mnist-5k" if data is None else ARRAY_SPEC)
     check_resizable(spec, groups[DataConfig].get("image_size"))
     spec = absolute_spec(spec)  # the run folder then finds its data from any working directory
-    config = RunConfig(model=ModelConfig(**groups[ModelConfig]),
+    config = RunConfig(model=ModelConfig(**denoiser_defaults(groups[ModelConfig], groups[TrainConfig].get("noise"))),
                        data=DataConfig(spec=str(spec), **groups[DataConfig]),
                        train=TrainConfig(**groups[TrainConfig]))
     config.validate()

@@ -7,6 +7,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..config import (
+    ARCHS,
+    DENOISER_LATENT_DIM,
+    DENOISER_MODEL,
+    DEVICES,
+    LIKELIHOODS,
+    MODELS,
+    PRECISIONS,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from ._common import add_data, nonnegative_int, positive_int
 
 
@@ -31,37 +43,43 @@ def _fraction(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # Defaults are None so that --resume can tell which options were given.
-    add_data(p, default_help=" (default: mnist-5k)")
-    p.add_argument("--model", choices=("ae", "vae", "iwae", "cvae"),
-                   help="model type (default: vae); cvae conditions on the data's labels")
-    p.add_argument("--k", type=positive_int, help="importance samples per input for --model iwae (default: 5)")
-    p.add_argument("--beta", type=float, help="weight of the KL term, beta-VAE (default: 1)")
+    # Defaults are None so that --resume can tell which options were given; the values (and
+    # choices) shown are the configs' own.
+    model, data, train = ModelConfig, DataConfig, TrainConfig
+    add_data(p, default_help=f" (default: {data.spec})")
+    p.add_argument("--model", choices=MODELS,
+                   help=f"model type (default: {model.model}, or {DENOISER_MODEL} with --noise); cvae conditions "
+                        "on the data's labels")
+    p.add_argument("--k", type=positive_int, help=f"importance samples per input for --model iwae (default: {model.k})")
+    p.add_argument("--beta", type=float, help=f"weight of the KL term, beta-VAE (default: {train.beta:g})")
     p.add_argument("--kl-warmup", type=float, metavar="EPOCHS",
-                   help="raise the KL weight linearly from 0 to beta over this many epochs (default: 0)")
+                   help=f"raise the KL weight linearly from 0 to beta over this many epochs "
+                        f"(default: {train.kl_warmup:g})")
     p.add_argument("--free-bits", type=float, metavar="NATS",
-                   help="KL per latent dimension that is not penalised, against posterior collapse (default: 0)")
-    p.add_argument("--arch", choices=("mlp", "conv"),
-                   help="mlp (the classic) or conv (convolutional, for images of any size); default: mlp")
-    p.add_argument("--epochs", type=positive_int, help="training epochs (default: 50)")
-    p.add_argument("--batch-size", type=positive_int, help="samples per step (default: 128)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--latent-dim", type=positive_int, help="size of the code z (default: 20)")
+                   help=f"KL per latent dimension that is not penalised, against posterior collapse "
+                        f"(default: {train.free_bits:g})")
+    p.add_argument("--arch", choices=ARCHS,
+                   help=f"mlp (the classic) or conv (convolutional, for images of any size); default: {model.arch}")
+    p.add_argument("--epochs", type=positive_int, help=f"training epochs (default: {train.epochs})")
+    p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default: {train.batch_size})")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {train.lr:g})")
+    p.add_argument("--latent-dim", type=positive_int,
+                   help=f"size of the code z (default: {model.latent_dim}, or {DENOISER_LATENT_DIM} for the "
+                        f"{DENOISER_MODEL} that --noise trains by default)")
     p.add_argument("--hidden-dims", type=_widths, metavar="W[,W...]",
                    help="hidden widths in encoder order: MLP layers (default 400) or conv channels "
                         "(default 32,64)")
-    p.add_argument("--likelihood", choices=("auto", "bernoulli", "continuous-bernoulli", "gaussian",
-                                            "gaussian-learned"),
+    p.add_argument("--likelihood", choices=LIKELIHOODS,
                    help="p(x|z): auto is bernoulli for data in [0, 1] (the classic choice), gaussian-learned "
                         "(one learned scale per dimension) otherwise; gaussian has a unit scale; "
                         "continuous-bernoulli is normalised for grey levels")
-    p.add_argument("--seed", type=int, help="seed for initialisation, split and shuffling (default: 0)")
+    p.add_argument("--seed", type=int, help=f"seed for initialisation, split and shuffling (default: {train.seed})")
     p.add_argument("--val-fraction", type=_fraction,
-                   help="share of the data held out for validation and early stopping (default: 0.1)")
+                   help=f"share of the data held out for validation and early stopping (default: {data.val_fraction})")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop after the epoch in which this much training time has passed")
     p.add_argument("--patience", type=positive_int,
-                   help="stop after this many epochs without validation improvement (default: 10)")
+                   help=f"stop after this many epochs without validation improvement (default: {train.patience})")
     p.add_argument("--noise", metavar="SPEC",
                    help="train a denoiser: corrupt inputs with gaussian:SIGMA, salt-pepper:P or mask:P")
     p.add_argument("--binarize", choices=("dynamic", "fixed"),
@@ -70,8 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-standardize", action="store_true",
                    help="model a table's values as they are (by default tables outside [0, 1] are standardised)")
     p.add_argument("--image-size", metavar="H[xW]", help="resize images of an image folder to this size")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+    p.add_argument("--device", choices=DEVICES, help=f"where to train (default: {train.device})")
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="bf16 mixed precision or fp32; auto uses bf16 where the hardware has it (default)")
     p.add_argument("--memory-budget", metavar="SIZE",
                    help="data up to this size (e.g. 2G) is held in memory, larger data is streamed from disk "
@@ -80,7 +98,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="DataLoader worker processes reading streamed data (default: 1 for files, up to 4 for "
                         "image folders)")
     p.add_argument("--dist-timeout", type=float, metavar="SECONDS",
-                   help="under torchrun, how long a process waits for the others before it gives up (default: 300)")
+                   help=f"under torchrun, how long a process waits for the others before it gives up "
+                        f"(default: {train.dist_timeout:g})")
     p.add_argument("--out", metavar="DIR", help="run folder to create (default: runs/<model>-<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue training an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
