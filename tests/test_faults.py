@@ -235,3 +235,16 @@ def test_a_training_killed_at_random_moments_always_resumes_to_the_same_end(tmp_
     assert epochs(out) == list(range(1, total + 1))
     assert vaekit.load(out).sample(2).shape == (2, 8, 8)
     assert killed_after[0] == 0 and len(set(killed_after)) >= 3, killed_after  # before any epoch, and later ones
+
+
+def test_a_detector_whose_fit_fails_is_left_unfitted_not_half_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    X = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32)
+    det = vaekit.AnomalyDetector(epochs=2, random_state=0).fit(X)
+    assert det.decision_function(X).shape == (200,)
+    with pytest.raises(vaekit.VaekitError, match="training diverged.*lower lr"):
+        det.set_params(lr=1e6).fit(X * 1e3)
+    with pytest.raises(NotFittedError):
+        det.decision_function(X)
+    assert not [k for k in vars(det) if k.endswith("_") and not k.startswith("_")]

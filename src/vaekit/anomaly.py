@@ -365,8 +365,18 @@ default="auto"
         """Train on X (labels, if given, are ignored) and set the threshold from ``contamination``.
 
         Started by torchrun, every process calls this with the same X; they train one model
-        together (DistributedDataParallel) and end with the same fitted detector.
+        together (DistributedDataParallel) and end with the same fitted detector. A fit that
+        fails (bad X, diverged training, Ctrl-C) leaves the detector unfitted, never holding
+        parts of two fits.
         """
+        try:
+            return self._fit(X)
+        except BaseException:
+            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+                delattr(self, name)  # scikit-learn's fitted attributes end with "_"
+            raise
+
+    def _fit(self, X):
         import torch
 
         from . import distributed

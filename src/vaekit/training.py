@@ -141,6 +141,7 @@ class TrainState:
 # (or is no longer a number): a loss that only ever falls when training works, grown a
 # thousandfold, will not come back.
 DIVERGED = 1e3
+DIVERGENCE_EVERY = 20  # steps between checks within an epoch (one process; under torchrun, once an epoch)
 
 
 class Trainer:
@@ -279,6 +280,10 @@ class Trainer:
                 if terms.kl_per_dim is not None:
                     kl_dims = terms.kl_per_dim.sum(0) if kl_dims is None else kl_dims.add_(terms.kl_per_dim.sum(0))
             count += len(x)
+            if world.size == 1 and step % DIVERGENCE_EVERY == DIVERGENCE_EVERY - 1:  # one sync in so many steps
+                if first is not None:
+                    self.state.initial_loss, first = (first[0] / first[1]).item(), None
+                self.check_diverged(sums[0].item() / count)
             if progress is not None:
                 progress.update(len(x) * world.size)
                 if step % 10 == 0:
