@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .data.dataset import standardize
 from .errors import VaekitError
 from .models import VAE
@@ -89,7 +90,7 @@ def _export(module: nn.Module, example: tuple, names: list[str], outputs: list[s
                                         verbose=False)
     finally:
         exporter_log.setLevel(level)
-    program.save(str(path))
+    atomic_write(path, lambda tmp: program.save(str(tmp)))
     return path
 
 

@@ -32,9 +32,11 @@ def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, min_cell: in
 def save_grid(path: Path, images: np.ndarray, ncol: int | None = None) -> Path:
     from PIL import Image
 
+    from .atomic import atomic_write
+
     picture = grid(images, ncol)
-    Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(path)
-    return path
+    atomic_write(path, lambda tmp: Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(tmp))
+    return Path(path)
 
 
 def pairs(inputs: np.ndarray, outputs: np.ndarray, ncol: int = 8) -> np.ndarray:

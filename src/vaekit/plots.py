@@ -92,9 +92,13 @@ def latent_map(points: np.ndarray, labels, axis: str, manifold: np.ndarray | Non
 
 
 def save(fig, path: Path, dpi: int = 110) -> Path:
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
-    return path
+    from .atomic import atomic_write
+
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+    finally:
+        _pyplot().close(fig)
+    return Path(path)
 
 
 def to_png_bytes(fig, dpi: int = 90) -> bytes:

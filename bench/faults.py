@@ -1,0 +1,313 @@
+"""Faults and bad input through the real command line: how many does vaekit hold?
+
+Each case runs ``python -m vaekit ...`` in a subprocess, as a hostile or careless user
+would type it, and is HELD or BROKEN:
+
+- a bad input (expected exit 2) is held when the exit status is 2, stderr has exactly one
+  line (progress lines starting with ``vaekit: data`` aside) and no traceback, and nothing
+  that existed changed: the bytes of every file under the data, run and output folders
+  are compared before and after, and no file or folder may appear (the content of a run's
+  ``.vaekit.lock``, a process id, is left out of the comparison; its appearance is not);
+- a recovery (expected exit 0, or the documented exit 2 of a diverged training) is held
+  when the exit status is the expected one, there is no traceback, and the stated outcome
+  is there (e.g. the resumed run's metrics.jsonl has epochs 1..N, each once).
+
+The data is made on the spot in a temporary folder (random 8x8 uint8 images with labels
+0..2, small CSV tables) and deleted at the end; no network, no ../shared. One run folder
+and one anomaly detector are trained once and shared by the cases; every training is
+tiny. Prints one row per case and a count; exits 0 whatever it finds (a benchmark, not a
+test). About a minute or two on two cores.
+
+    OMP_NUM_THREADS=1 python bench/faults.py
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+TINY = ["--epochs", "2", "--hidden-dims", "32", "--latent-dim", "4", "--batch-size", "32", "--quiet", "--no-report"]
+LOCK = ".vaekit.lock"
+WIDTH = 110
+
+
+@dataclass
+class Case:
+    name: str
+    argv: list[str]                      # arguments after ``python -m vaekit``
+    expect: int = 2                      # exit status that holds
+    check: Callable[[str], str | None] | None = None  # given stdout + stderr: what is wrong, or None
+    prepare: Callable[[], None] | None = None         # run just before (before the snapshot)
+    cwd: Path | None = None              # working directory (default: the output folder)
+
+
+def vaekit(argv: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([sys.executable, "-m", "vaekit", *argv], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=120)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(e.cmd, -9, "", "timed out after 120 s")
+
+
+def snapshot(*folders: Path) -> dict:
+    """Every file's bytes and every folder's name under these folders (a lock's content left out)."""
+    seen = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_dir():
+                seen[str(path)] = "dir"
+            else:
+                seen[str(path)] = b"" if path.name == LOCK else path.read_bytes()
+    return seen
+
+
+def changes(before: dict, after: dict) -> str | None:
+    new = sorted(set(after) - set(before))
+    gone = sorted(set(before) - set(after))
+    edited = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    for what, paths in (("new", new), ("removed", gone), ("changed", edited)):
+        if paths:
+            return f"{what}: {', '.join(Path(p).name for p in paths[:3])}"
+    return None
+
+
+def epochs_are(run: Path, n: int) -> Callable[[str], str | None]:
+    def check(output: str) -> str | None:
+        try:
+            found = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+        except (OSError, ValueError, KeyError) as e:
+            return f"metrics.jsonl unreadable: {e}"
+        return None if found == list(range(1, n + 1)) else f"epochs {found}, expected 1..{n}"
+    return check
+
+
+def says(text: str) -> Callable[[str], str | None]:
+    return lambda output: None if text in output else f"no line saying {text!r}"
+
+
+def make_data(d: Path) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (240, 8, 8), dtype=np.uint8), rng.integers(0, 3, 240)
+    np.savez(d / "images.npz", X=x, y=y)
+    np.save(d / "unlabelled.npy", x)
+    np.savez(d / "minus.npz", X=x, y=np.where(y == 2, -1, y))
+    np.savez(d / "halves.npz", X=x, y=y + 0.5)
+    np.save(d / "wide.npy", rng.integers(0, 256, (40, 10, 10), dtype=np.uint8))
+    np.save(d / "channel-first.npy", rng.integers(0, 256, (240, 3, 8, 8), dtype=np.uint8))
+    np.save(d / "no-features.npy", np.zeros((240, 0), np.float32))
+    np.save(d / "complex.npy", x.reshape(240, -1)[:, :4].astype(np.complex64))
+    np.save(d / "text.npy", np.array([["a", "b", "c", "d"]] * 240))
+    np.save(d / "object.npy", np.array([[1, "b", None, 2.0]] * 240, dtype=object), allow_pickle=True)
+    (d / "empty.npy").write_bytes(b"")
+    table = rng.normal(5, 3, (200, 4))
+    rows = "".join(",".join(f"{v:.3f}" for v in row) + "\n" for row in table)
+    (d / "table.csv").write_text("a,b,c,d\n" + rows)
+    (d / "table-labelled-0.csv").write_text("a,b,c,d,label\n" + rows.replace("\n", ",0\n"))
+    (d / "table-wider.csv").write_text("a,b,c,d,e\n" + rows.replace("\n", ",1.0\n"))
+    (d / "nan.csv").write_text("a,b,c,d\n" + rows + "1.0,nan,2.0,3.0\n")
+    (d / "inf.csv").write_text("a,b,c,d\n" + rows + "1.0,inf,2.0,3.0\n")
+    (d / "text-column.csv").write_text("a,b,c,d,city\n" + rows.replace("\n", ",Paris\n"))
+    (d / "header-only.csv").write_text("a,b,c,d\n")
+    (d / "ragged.csv").write_text("a,b,c,d\n" + rows + "1.0,2.0\n" + rows)
+    (d / "two-labels.csv").write_text("a,b,y,label\n1,2,0,1\n3,4,1,0\n5,6,0,0\n")
+    mixed = d / "mixed"
+    for cls, size in (("a", 8), ("b", 10)):
+        (mixed / cls).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(mixed / cls / f"{i}.png")
+    (d / "not-a-run").mkdir()
+    (d / "not-a-run" / "notes.txt").write_text("my holiday plans\n")
+
+
+def cases(p: SimpleNamespace) -> list[Case]:
+    d, run, det, out, s = p.data, str(p.run), str(p.det), p.out, p.scratch
+    new = ["--out", str(out / "new")]
+
+    def train(data: str, *extra: str) -> list[str]:
+        """Train on the file or folder ``data`` of the data folder, into a new run folder."""
+        return ["train", "--data", str(d / data), *new, *TINY, *extra]
+
+    def damaged(name: str, file: str) -> Callable[[], None]:
+        def prepare() -> None:
+            shutil.copytree(p.run, p.runs / name)
+            (p.runs / name / file).write_bytes(b"not what it should be" * 40)
+        return prepare
+
+    def killed_in_epoch_1(name: str) -> Callable[[], None]:
+        def prepare() -> None:
+            (s / name).mkdir()
+            shutil.copy(p.run / "config.json", s / name / "config.json")
+        return prepare
+
+    def cut_metrics() -> None:
+        shutil.copytree(p.run, s / "cut")
+        with open(s / "cut" / "metrics.jsonl", "a") as f:
+            f.write('{"epoch": 3, "train_lo')
+
+    def relative_data() -> None:
+        for name in ("here", "elsewhere"):
+            (s / name).mkdir()
+        shutil.copy(d / "images.npz", s / "here" / "d.npz")
+
+    def no_weights_only(output: str) -> str | None:
+        return "the line mentions weights_only" if "weights_only" in output else None
+
+    def report_written(output: str) -> str | None:
+        return None if (s / "cut" / "report.html").exists() else "no report.html"
+
+    return [
+        # data
+        Case("data: missing file", train("missing.npz")),
+        Case("data: unknown dataset name", ["train", "--data", "mnist-6k", *new, *TINY]),
+        Case("data: 0-byte .npy", train("empty.npy")),
+        Case("data: .npy of text", train("text.npy")),
+        Case("data: .npy of objects", train("object.npy")),
+        Case("data: complex .npy", train("complex.npy")),
+        Case("data: NaN in a CSV", train("nan.csv")),
+        Case("data: inf in a CSV", train("inf.csv")),
+        Case("data: CSV with a text column", train("text-column.csv")),
+        Case("data: CSV with only a header", train("header-only.csv")),
+        Case("data: CSV with ragged rows", train("ragged.csv")),
+        Case("data: CSV with y and label columns", train("two-labels.csv")),
+        Case("data: cvae on unlabelled data", train("unlabelled.npy", "--model", "cvae")),
+        Case("data: cvae with a label -1", train("minus.npz", "--model", "cvae")),
+        Case("data: labels 0.5, 1.5, 2.5", train("halves.npz")),
+        Case("data: --image-size on an .npz", train("images.npz", "--image-size", "4")),
+        Case("data: image folder of mixed sizes", train("mixed")),
+        Case("data: 4-D channel-first .npy", train("channel-first.npy")),
+        Case("data: table of 0 features", train("no-features.npy")),
+        # options
+        Case("option: --epochs 0", train("images.npz", "--epochs", "0")),
+        Case("option: --epochs x", train("images.npz", "--epochs", "x")),
+        Case("option: --lr -1", train("images.npz", "--lr", "-1")),
+        Case("option: --latent-dim 0", train("images.npz", "--latent-dim", "0")),
+        Case("option: --val-fraction 1.5", train("images.npz", "--val-fraction", "1.5")),
+        Case("option: --noise gaussian:abc", train("images.npz", "--noise", "gaussian:abc")),
+        Case("option: --model nosuch", train("images.npz", "--model", "nosuch")),
+        Case("option: --beta 2 --model ae", train("images.npz", "--beta", "2", "--model", "ae")),
+        Case("option: --free-bits 1 --model iwae", train("images.npz", "--free-bits", "1", "--model", "iwae")),
+        Case("option: unknown --bogus 3", train("images.npz", "--bogus", "3")),
+        Case("option: --memory-budget lots", train("images.npz", "--memory-budget", "lots")),
+        Case("option: --binarize fixed outside [0, 1]", train("table.csv", "--binarize", "fixed")),
+        # run folders
+        Case("run: evaluate a missing folder", ["evaluate", str(out / "nowhere")]),
+        Case("run: sample a missing folder", ["sample", str(out / "nowhere"), "--out", str(out / "s.png")]),
+        Case("run: report a missing folder", ["report", str(out / "nowhere")]),
+        Case("run: evaluate a folder not a run", ["evaluate", str(d / "not-a-run")]),
+        Case("run: sample a folder not a run", ["sample", str(d / "not-a-run"), "--out", str(out / "s.png")]),
+        Case("run: report a folder not a run", ["report", str(d / "not-a-run")]),
+        Case("run: damaged model.safetensors", ["evaluate", str(p.runs / "bad-model")],
+             prepare=damaged("bad-model", "model.safetensors")),
+        Case("run: damaged training_state.pt --resume", ["train", "--resume", str(p.runs / "bad-state"),
+                                                         "--epochs", "3", "--quiet"],
+             check=no_weights_only, prepare=damaged("bad-state", "training_state.pt")),
+        Case("run: --resume with a smaller --epochs", ["train", "--resume", run, "--epochs", "1", "--quiet"]),
+        Case("run: --resume with --out", ["train", "--resume", run, *new, "--quiet"]),
+        Case("run: train --out onto a finished run", ["train", "--data", str(d / "images.npz"), "--out", run,
+                                                      *TINY]),
+        Case("run: sample --label, not conditional", ["sample", run, "--label", "1", "--out", str(out / "s.npy")]),
+        Case("run: sample --out s.txt", ["sample", run, "--out", str(out / "s.txt")]),
+        Case("run: interpolate --to 9999", ["interpolate", run, "--data", str(d / "images.npz"), "--from", "0",
+                                            "--to", "9999", "--out", str(out / "p.npy")]),
+        Case("run: latent --max-points 0", ["latent", run, "--max-points", "0", "--out", str(out / "m.png")]),
+        Case("run: reconstruct 10x10 data with 8x8 run", ["reconstruct", run, "--data", str(d / "wide.npy"),
+                                                          "--out", str(out / "r.npy")]),
+        # recoveries
+        Case("recover: killed in epoch 1, train --out", ["train", "--data", str(d / "images.npz"),
+                                                         "--out", str(s / "killed-a"), *TINY],
+             expect=0, check=epochs_are(s / "killed-a", 2), prepare=killed_in_epoch_1("killed-a")),
+        Case("recover: killed in epoch 1, --resume", ["train", "--resume", str(s / "killed-b"), "--quiet",
+                                                      "--no-report"],
+             expect=0, check=epochs_are(s / "killed-b", 2), prepare=killed_in_epoch_1("killed-b")),
+        Case("recover: cut metrics line, info", ["info", str(s / "cut")], expect=0, prepare=cut_metrics),
+        Case("recover: cut metrics line, report", ["report", str(s / "cut")], expect=0, check=report_written),
+        Case("recover: cut metrics line, --resume", ["train", "--resume", str(s / "cut"), "--epochs", "3",
+                                                     "--quiet", "--no-report"],
+             expect=0, check=epochs_are(s / "cut", 3)),
+        Case("recover: relative --data, train", ["train", "--data", "d.npz", "--out", "R", *TINY],
+             expect=0, prepare=relative_data, cwd=s / "here"),
+        Case("recover: relative --data, evaluate elsewhere", ["evaluate", str(s / "here" / "R")],
+             expect=0, check=says("neg_elbo"), cwd=s / "elsewhere"),
+        Case("recover: --lr 1e6 diverges", ["train", "--data", str(d / "images.npz"), "--out", str(s / "div"),
+                                            *TINY, "--epochs", "3", "--lr", "1e6"],
+             check=says("diverged")),
+        Case("recover: train --out into the diverged folder", ["train", "--data", str(d / "images.npz"),
+                                                               "--out", str(s / "div"), *TINY],
+             expect=0, check=epochs_are(s / "div", 2)),
+        # anomaly detection
+        Case("detect: fit on a CSV with NaN", ["detect", "fit", "--data", str(d / "nan.csv"), "--out",
+                                               str(out / "det"), "--epochs", "2", "--quiet"]),
+        Case("detect: score data of another width", ["detect", "score", det, "--data", str(d / "table-wider.csv"),
+                                                     "--out", str(out / "scores.csv")]),
+        Case("detect: score with labels all 0", ["detect", "score", det, "--data", str(d / "table-labelled-0.csv"),
+                                                 "--out", str(s / "scores.csv")],
+             expect=0, check=says("left out")),
+    ]
+
+
+def judge(case: Case, result: subprocess.CompletedProcess, before: dict, after: dict) -> str | None:
+    """What is wrong, or None when the case held."""
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("vaekit: data")]
+    if result.returncode != case.expect:
+        return f"exit {result.returncode}, expected {case.expect}"
+    if "Traceback" in result.stderr:
+        return "a traceback"
+    if case.expect == 2 and len(lines) != 1:
+        return f"{len(lines)} lines on stderr"
+    if case.check and (problem := case.check(result.stdout + result.stderr)):
+        return problem
+    if case.expect == 2:
+        return changes(before, after)
+    return None
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vaekit-faults-") as tmp:
+        root = Path(tmp)
+        p = SimpleNamespace(data=root / "data", runs=root / "runs", out=root / "out", scratch=root / "scratch")
+        for folder in vars(p).values():
+            folder.mkdir()
+        p.run, p.det = p.runs / "vae", p.runs / "detector"
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+               "VAEKIT_CACHE": str(root / "cache")}
+        make_data(p.data)
+        for argv in (["train", "--data", str(p.data / "images.npz"), "--out", str(p.run), *TINY],
+                     ["detect", "fit", "--data", str(p.data / "table.csv"), "--out", str(p.det), "--epochs", "2",
+                      "--quiet"]):
+            setup = vaekit(argv, p.out, env)
+            if setup.returncode != 0:
+                print(f"setup failed: vaekit {' '.join(argv)}\n{setup.stderr}")
+                return
+        held = 0
+        all_cases = cases(p)
+        print(f"{'case':46} {'':6} {'exit':>4}  first line on stderr")
+        for case in all_cases:
+            if case.prepare:
+                case.prepare()
+            before = snapshot(p.data, p.runs, p.out)
+            result = vaekit(case.argv, case.cwd or p.out, env)
+            problem = judge(case, result, before, snapshot(p.data, p.runs, p.out))
+            held += problem is None
+            first = next((line for line in result.stderr.splitlines()
+                          if line.strip() and not line.startswith("vaekit: data")), "-")
+            if len(first) > WIDTH:
+                first = first[:WIDTH - 3] + "..."
+            print(f"{case.name:46} {'HELD' if problem is None else 'BROKEN':6} {result.returncode:4}  {first}"
+                  + (f"  [{problem}]" if problem else ""), flush=True)
+    print(f"faults: {len(all_cases)} cases tried, {held} held ({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
