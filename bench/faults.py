@@ -13,10 +13,12 @@ would type it, and is HELD or BROKEN:
   is there (e.g. the resumed run's metrics.jsonl has epochs 1..N, each once).
 
 The data is made on the spot in a temporary folder (random 8x8 uint8 images with labels
-0..2, small CSV tables) and deleted at the end; no network, no ../shared. One run folder
-and one anomaly detector are trained once and shared by the cases; every training is
-tiny. Prints one row per case and a count; exits 0 whatever it finds (a benchmark, not a
-test). About a minute or two on two cores.
+0..2, small CSV tables) and deleted at the end; no network, no ../shared. Every training
+is tiny. The cases run in two lanes side by side, one per core: the data, option and
+detector cases (after one detector is fitted), and the run-folder and recovery cases
+(after one run is trained); each lane watches only the data and its own folders. Prints
+one row per case and a count; exits 0 whatever it finds (a benchmark, not a test). About
+170 s of CPU time, most of it starting Python and torch once per case.
 
     OMP_NUM_THREADS=1 python bench/faults.py
 """
@@ -29,10 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -130,9 +133,10 @@ def make_data(d: Path) -> None:
     (d / "not-a-run" / "notes.txt").write_text("my holiday plans\n")
 
 
-def cases(p: SimpleNamespace) -> list[Case]:
-    d, run, det, out, s = p.data, str(p.run), str(p.det), p.out, p.scratch
-    new = ["--out", str(out / "new")]
+def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
+    """The cases that need only the data (and a detector), and those that need the trained run."""
+    d, run, det, out, s = p.data, str(p.run), str(p.detector / "det"), p.out, p.scratch
+    new = ["--out", str(p.fresh / "new")]
 
     def train(data: str, *extra: str) -> list[str]:
         """Train on the file or folder ``data`` of the data folder, into a new run folder."""
@@ -166,7 +170,7 @@ def cases(p: SimpleNamespace) -> list[Case]:
     def report_written(output: str) -> str | None:
         return None if (s / "cut" / "report.html").exists() else "no report.html"
 
-    return [
+    data_cases = [
         # data
         Case("data: missing file", train("missing.npz")),
         Case("data: unknown dataset name", ["train", "--data", "mnist-6k", *new, *TINY]),
@@ -200,6 +204,16 @@ def cases(p: SimpleNamespace) -> list[Case]:
         Case("option: unknown --bogus 3", train("images.npz", "--bogus", "3")),
         Case("option: --memory-budget lots", train("images.npz", "--memory-budget", "lots")),
         Case("option: --binarize fixed outside [0, 1]", train("table.csv", "--binarize", "fixed")),
+        # anomaly detection
+        Case("detect: fit on a CSV with NaN", ["detect", "fit", "--data", str(d / "nan.csv"), "--out",
+                                               str(p.fresh / "det"), "--epochs", "2", "--quiet"]),
+        Case("detect: score data of another width", ["detect", "score", det, "--data", str(d / "table-wider.csv"),
+                                                     "--out", str(p.fresh / "scores.csv")]),
+        Case("detect: score with labels all 0", ["detect", "score", det, "--data", str(d / "table-labelled-0.csv"),
+                                                 "--out", str(s / "scores.csv")],
+             expect=0, check=says("left out")),
+    ]
+    run_cases = [
         # run folders
         Case("run: evaluate a missing folder", ["evaluate", str(out / "nowhere")]),
         Case("run: sample a missing folder", ["sample", str(out / "nowhere"), "--out", str(out / "s.png")]),
@@ -245,24 +259,17 @@ def cases(p: SimpleNamespace) -> list[Case]:
         Case("recover: train --out into the diverged folder", ["train", "--data", str(d / "images.npz"),
                                                                "--out", str(s / "div"), *TINY],
              expect=0, check=epochs_are(s / "div", 2)),
-        # anomaly detection
-        Case("detect: fit on a CSV with NaN", ["detect", "fit", "--data", str(d / "nan.csv"), "--out",
-                                               str(out / "det"), "--epochs", "2", "--quiet"]),
-        Case("detect: score data of another width", ["detect", "score", det, "--data", str(d / "table-wider.csv"),
-                                                     "--out", str(out / "scores.csv")]),
-        Case("detect: score with labels all 0", ["detect", "score", det, "--data", str(d / "table-labelled-0.csv"),
-                                                 "--out", str(s / "scores.csv")],
-             expect=0, check=says("left out")),
     ]
+    return data_cases, run_cases
 
 
 def judge(case: Case, result: subprocess.CompletedProcess, before: dict, after: dict) -> str | None:
     """What is wrong, or None when the case held."""
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("vaekit: data")]
+    if "Traceback" in result.stderr:
+        return f"a traceback: {result.stderr.strip().splitlines()[-1][:WIDTH]}"
     if result.returncode != case.expect:
         return f"exit {result.returncode}, expected {case.expect}"
-    if "Traceback" in result.stderr:
-        return "a traceback"
     if case.expect == 2 and len(lines) != 1:
         return f"{len(lines)} lines on stderr"
     if case.check and (problem := case.check(result.stdout + result.stderr)):
@@ -272,41 +279,52 @@ def judge(case: Case, result: subprocess.CompletedProcess, before: dict, after: 
     return None
 
 
+def run_lane(setup: list[str], lane: list[Case], watched: list[Path], out: Path, env: dict) -> list[tuple]:
+    """Train what the cases share, then run them one after another: (case, result, problem) each."""
+    done = vaekit(setup, out, env)
+    if done.returncode != 0:
+        return [(case, done, f"setup failed: vaekit {' '.join(setup[:2])}") for case in lane]
+    rows = []
+    for case in lane:
+        if case.prepare:
+            case.prepare()
+        before = snapshot(*watched)
+        result = vaekit(case.argv, case.cwd or out, env)
+        rows.append((case, result, judge(case, result, before, snapshot(*watched))))
+    return rows
+
+
 def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vaekit-faults-") as tmp:
         root = Path(tmp)
-        p = SimpleNamespace(data=root / "data", runs=root / "runs", out=root / "out", scratch=root / "scratch")
+        p = SimpleNamespace(data=root / "data", fresh=root / "fresh", detector=root / "detector", runs=root / "runs",
+                            out=root / "out", scratch=root / "scratch")
         for folder in vars(p).values():
             folder.mkdir()
-        p.run, p.det = p.runs / "vae", p.runs / "detector"
+        p.run = p.runs / "vae"
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
                "VAEKIT_CACHE": str(root / "cache")}
         make_data(p.data)
-        for argv in (["train", "--data", str(p.data / "images.npz"), "--out", str(p.run), *TINY],
-                     ["detect", "fit", "--data", str(p.data / "table.csv"), "--out", str(p.det), "--epochs", "2",
-                      "--quiet"]):
-            setup = vaekit(argv, p.out, env)
-            if setup.returncode != 0:
-                print(f"setup failed: vaekit {' '.join(argv)}\n{setup.stderr}")
-                return
-        held = 0
-        all_cases = cases(p)
-        print(f"{'case':46} {'':6} {'exit':>4}  first line on stderr")
-        for case in all_cases:
-            if case.prepare:
-                case.prepare()
-            before = snapshot(p.data, p.runs, p.out)
-            result = vaekit(case.argv, case.cwd or p.out, env)
-            problem = judge(case, result, before, snapshot(p.data, p.runs, p.out))
-            held += problem is None
-            first = next((line for line in result.stderr.splitlines()
-                          if line.strip() and not line.startswith("vaekit: data")), "-")
-            if len(first) > WIDTH:
-                first = first[:WIDTH - 3] + "..."
-            print(f"{case.name:46} {'HELD' if problem is None else 'BROKEN':6} {result.returncode:4}  {first}"
-                  + (f"  [{problem}]" if problem else ""), flush=True)
-    print(f"faults: {len(all_cases)} cases tried, {held} held ({time.perf_counter() - t0:.0f} s)")
+        data_cases, run_cases = cases(p)
+        # two lanes side by side (one per core), each watching only its own folders and the data
+        with ThreadPoolExecutor(2) as pool:
+            lanes = [pool.submit(run_lane, ["detect", "fit", "--data", str(p.data / "table.csv"), "--out",
+                                            str(p.detector / "det"), "--epochs", "2", "--quiet"],
+                                 data_cases, [p.data, p.detector, p.fresh], p.fresh, env),
+                     pool.submit(run_lane, ["train", "--data", str(p.data / "images.npz"), "--out", str(p.run), *TINY],
+                                 run_cases, [p.data, p.runs, p.out], p.out, env)]
+            rows = [row for lane in lanes for row in lane.result()]
+    print(f"{'case':46} {'':6} {'exit':>4}  first line on stderr")
+    for case, result, problem in rows:
+        first = next((line for line in result.stderr.splitlines()
+                      if line.strip() and not line.startswith("vaekit: data")), "-")
+        if len(first) > WIDTH:
+            first = first[:WIDTH - 3] + "..."
+        print(f"{case.name:46} {'HELD' if problem is None else 'BROKEN':6} {result.returncode:4}  {first}"
+              + (f"  [{problem}]" if problem else ""))
+    held = sum(problem is None for _, _, problem in rows)
+    print(f"faults: {len(rows)} cases tried, {held} held ({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

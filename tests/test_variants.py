@@ -40,6 +40,39 @@ def test_contract_reload_and_reproduce(tmp_path, blobs_npz, blobs, model, arch):
         assert len(run.metrics()[-1]["kl_per_dim"]) == 4
 
 
+@pytest.mark.parametrize("model, arch", VARIANTS)
+def test_every_model_keeps_the_one_contract(model, arch):
+    """What callers rely on, asked the same way of every model: no caller asks which it holds."""
+    from vaekit.config import ModelConfig
+    from vaekit.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(model=model, arch=arch, latent_dim=4, hidden_dims=(32,) if arch == "mlp" else (4, 8),
+                                  likelihood="bernoulli", input_shape=(1, 8, 8), n_classes=3 if model == "cvae" else 0))
+    x, y = torch.rand(5, 1, 8, 8), (torch.tensor([0, 1, 2, 0, 1]) if model == "cvae" else None)
+    code = net.encode(x, y)
+    assert code.mean.shape == code.stddev.shape == (5, 4) and (code.stddev >= 0).all()
+    assert net.generative or not code.stddev.any()  # an autoencoder's code is a point
+    torch.testing.assert_close(net.codes(x, y), code.mean)
+    out = net.decode(code.mean, y)
+    torch.testing.assert_close(out.mean, net.decode_mean(code.mean, y))
+    torch.testing.assert_close(net.reconstruct(x, y), out.mean)
+    assert out.mean.shape == x.shape and 0 <= out.mean.min() and out.mean.max() <= 1
+    terms = net.objective(x, y=y)
+    assert all(t.shape == (5,) and torch.isfinite(t).all() for t in (terms.loss, terms.recon, terms.kl))
+    assert terms.loss.requires_grad and (net.generative or not terms.kl.any())
+    if net.generative:
+        assert net.sample(3, y=None if y is None else y[:3]).shape == (3, 1, 8, 8)
+        assert terms.kl_per_dim.shape == (5, 4)
+    else:
+        with pytest.raises(VaekitError, match="no prior to sample from"):
+            net.sample(3)
+    torch.manual_seed(1)
+    again = loss_terms(net, x, y=y).loss  # the function callers use is the model's own objective
+    torch.manual_seed(1)
+    torch.testing.assert_close(again, net.objective(x, y=y).loss)
+
+
 def test_kl_weight_options(tmp_path, blobs_npz):
     warm = vaekit.train(str(blobs_npz), out=tmp_path / "warm", **{**TINY, "epochs": 4, "kl_warmup": 2})
     assert [m["kl_weight"] for m in warm.metrics()] == [0.5, 1.0, 1.0, 1.0]

@@ -694,10 +694,9 @@ def row_scores(model, x, score: str, eps):
     """Per-row anomaly scores (N,) of a batch; ``eps`` (K, latent) are the fixed draws."""
     import torch
 
-    from .models import VAE
     from .objectives import kl_to_standard_normal, log_weights
 
-    if score == "recon" or not isinstance(model, VAE):
+    if score == "recon" or not model.generative:
         return (model.reconstruct(x) - x).pow(2).flatten(1).sum(1)
     loc, logvar = model.posterior_params(x)
     log_px, log_w = log_weights(model, x, loc, logvar, eps)

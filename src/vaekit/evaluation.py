@@ -7,7 +7,6 @@ import numpy as np
 import torch
 
 from .data import Dataset
-from .models import VAE
 from .objectives import iw_nll, loss_terms
 
 ACTIVE_UNIT_VARIANCE = 0.01  # a latent dimension is active if its posterior mean varies this much
@@ -42,13 +41,13 @@ def evaluate(model, data: Dataset, batch_size: int = 1024, iw_samples: int | Non
             sums["kl"] += terms.kl.sum().item()
             sums["sq_err"] += (model.reconstruct(x, y) - x).pow(2).sum().item()
             codes.append(model.codes(x, y).cpu())
-            if iw_samples and isinstance(model, VAE):
+            if iw_samples and model.generative:
                 sums["iw_nll"] += iw_nll(model, x, iw_samples, generator=generator, y=y).sum().item()
     mse = sums["sq_err"] / (n * dims)
     lo, hi = data.value_range()
     peak = max(hi - lo, 1e-12) if (lo < 0 or hi > 1) else 1.0
     code_var = torch.cat(codes).double().var(dim=0) if n > 1 else torch.zeros(1)
-    is_vae = isinstance(model, VAE)
+    is_vae = model.generative
     metrics = {
         "n": n,
         "neg_elbo": sums["neg_elbo"] / n if is_vae else None,

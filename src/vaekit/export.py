@@ -19,7 +19,6 @@ from torch import nn
 from .atomic import atomic_write
 from .data.dataset import standardize
 from .errors import VaekitError
-from .models import VAE
 
 
 class _Standardise(nn.Module):
@@ -38,11 +37,8 @@ class Encoder(nn.Module):
         self.model, self.prepare = model, prepare or nn.Identity()
 
     def forward(self, x, y=None):
-        x = self.prepare(x)
-        if isinstance(self.model, VAE):
-            loc, logvar = self.model.posterior_params(x, y)
-            return loc, torch.exp(0.5 * logvar)
-        return self.model.encode(x)
+        code = self.model.encode(self.prepare(x), y)
+        return (code.mean, code.stddev) if self.model.generative else code.mean
 
 
 class Decoder(nn.Module):
@@ -51,9 +47,7 @@ class Decoder(nn.Module):
         self.model = model
 
     def forward(self, z, y=None):
-        if isinstance(self.model, VAE):
-            return self.model.likelihood.mean(self.model.decoder_params(z, y))
-        return self.model.decode(z)
+        return self.model.decode_mean(z, y)
 
 
 class Scorer(nn.Module):
@@ -116,7 +110,7 @@ def export_onnx(folder, out: str | Path | None = None) -> list[Path]:
     z = torch.zeros(2, model.latent_dim)
     labels = (torch.zeros(2, dtype=torch.long),) if model.n_classes else ()
     label_names = ["y"] if model.n_classes else []
-    code_names = ["loc", "scale"] if isinstance(model, VAE) else ["z"]
+    code_names = ["loc", "scale"] if model.generative else ["z"]
     written = [_export(Encoder(model, prepare), (x, *labels), ["x", *label_names], code_names, out / "encoder.onnx"),
                _export(Decoder(model), (z, *labels), ["z", *label_names], ["x_mean"], out / "decoder.onnx")]
     if detector is not None:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from .models import AE, IWAE, VAE, AEOutput, VAEOutput
+if TYPE_CHECKING:  # the models call these functions; they import this module, not the reverse
+    from .models import IWAE, VAE, AEOutput, VAEOutput
+    from .models.base import LatentModel
 
 
 @dataclass
@@ -112,18 +115,12 @@ def iw_bound_terms(model: IWAE, x_in: torch.Tensor, target: torch.Tensor) -> Los
     return LossTerms(loss=loss, recon=-log_px.mean(0), kl=kl_d.sum(-1), kl_per_dim=kl_d)
 
 
-def loss_terms(model: AE | VAE, x: torch.Tensor, target: torch.Tensor | None = None,
+def loss_terms(model: LatentModel, x: torch.Tensor, target: torch.Tensor | None = None,
                weights: KLWeights = HONEST, y: torch.Tensor | None = None) -> LossTerms:
-    """The model's own objective on a batch; ``target`` (default ``x``) is what the output
-    should be: the clean data when ``x`` is a corrupted copy (denoising); ``y`` the labels
-    a conditional model needs."""
-    target = x if target is None else target
-    if isinstance(model, IWAE):
-        return iw_bound_terms(model, x, target)
-    out = model(x, y)
-    if isinstance(out, VAEOutput):
-        return neg_elbo(target, out, weights)
-    return squared_error(target, out)
+    """The model's own objective on a batch (:meth:`~vaekit.models.base.LatentModel.objective`);
+    ``target`` (default ``x``) is what the output should be: the clean data when ``x`` is a
+    corrupted copy (denoising); ``y`` the labels a conditional model needs."""
+    return model.objective(x, target, weights, y)
 
 
 def iw_nll(model: VAE, x: torch.Tensor, k: int, chunk: int = 256,

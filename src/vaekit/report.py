@@ -16,7 +16,6 @@ from . import plots
 from .atomic import atomic_write
 from .data.dataset import from_layout, to_layout
 from .images import grid, pairs
-from .models import VAE
 
 REPORT = "report.html"
 MAX_POINTS = 2000  # inputs drawn in the latent map; keeps the report quick to write
@@ -71,7 +70,7 @@ def latent_figure(run, ds, method: str = "pca"):
     points, axis = plots.project_2d(codes, method)
     manifold = None
     if codes.shape[1] == 2 and ds.kind == "image" and not run.model.n_classes:
-        is_vae = isinstance(run.model, VAE)
+        is_vae = run.model.generative
         bounds = None if is_vae else [(np.percentile(codes[:, k], 2), np.percentile(codes[:, k], 98))
                                       for k in (0, 1)]
 
@@ -126,7 +125,7 @@ def build_run_report(run, data=None) -> str:
         recon = from_layout(run.reconstruct(first), layout)
         sections.append(("Reconstructions", picture(pairs(first.batch().numpy(), recon), ncol=8) +
                          '<p class="caption">each row of inputs above its reconstructions</p>'))
-        if isinstance(run.model, VAE):
+        if run.model.generative:
             samples = from_layout(run.sample(64, seed=0), layout)
             sections.append(("Samples from the prior", picture(samples, ncol=run.model.n_classes or 8)))
             other = _other_label(ds)

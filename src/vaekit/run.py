@@ -30,7 +30,8 @@ from .distributed import World
 from .errors import VaekitError, option
 from .evaluation import evaluate as evaluate_model
 from .images import save_grid, save_pairs
-from .models import AE, VAE, build_model
+from .models import build_model
+from .models.base import LatentModel
 from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, STATE, RunFolder, RunLock, resume_hint
 from .training import Trainer, resolve_device
 
@@ -45,7 +46,7 @@ class Run:
     arrays in that same layout.
     """
 
-    def __init__(self, model: AE | VAE, config: RunConfig, path: Path | None, device: torch.device):
+    def __init__(self, model: LatentModel, config: RunConfig, path: Path | None, device: torch.device):
         self.model = model.to(device).eval()
         self.config = config
         self.path = path
@@ -133,8 +134,7 @@ class Run:
                               f"{tuple(z.shape)}")
         y = self._label_tensor(label, len(z))
         with torch.no_grad():
-            out = self.model.decode(z, y)
-            out = out if isinstance(out, torch.Tensor) else out.mean  # a VAE decodes to a distribution
+            out = self.model.decode_mean(z, y)
         return self.to_data_units(out.cpu().numpy())
 
     def reconstruct(self, data=None) -> np.ndarray:
@@ -254,7 +254,7 @@ def write_pictures(run: Run, folder: RunFolder, data: Dataset) -> None:
     layout = run.config.data.layout
     shown = data.subset(torch.arange(min(32, len(data))))
     save_pairs(folder.file(RECONSTRUCTIONS), shown.batch().numpy(), from_layout(run.reconstruct(shown), layout))
-    if isinstance(run.model, VAE):
+    if run.model.generative:
         save_grid(folder.file(SAMPLES), from_layout(run.sample(64, seed=0), layout), ncol=run.model.n_classes or None)
 
 

@@ -24,7 +24,6 @@ from .data import LazyDataset, default_memory_budget, shard
 from .data.lazy import Loading, loader_errors
 from .distributed import SINGLE, World, lost_contact
 from .errors import VaekitError, option
-from .models import IWAE
 from .noise import Noise, parse_noise
 from .objectives import KLWeights, LossTerms, loss_terms
 from .runfolder import resume_hint
@@ -122,7 +121,7 @@ class Objective(torch.nn.Module):
     def forward(self, noisy, x, weights, y) -> dict:
         # A dict, not the LossTerms dataclass: DDP must see the output tensors (with static_graph
         # it hooks its first step's gradient reduction onto them).
-        return vars(loss_terms(self.forward_model, noisy, x, weights, y=y))
+        return vars(self.model.objective(noisy, x, weights, y, forward=self.forward_model))
 
 
 @dataclass
@@ -170,9 +169,9 @@ class Trainer:
         self.reading = (cfg.memory_budget or 1 << 30, 0)  # memory budget and workers; set by fit
         self.on_epoch = on_epoch
         self.bf16 = resolve_precision(cfg.precision, device) == "bf16"
-        # What the loss calls: the model, or its compiled forward pass. (IWAE's objective does
-        # not go through forward, so there is nothing to compile.)
-        compiled = torch.compile(self.model) if cfg.compile and not isinstance(self.model, IWAE) else None
+        # What the loss calls: the model, or its compiled forward pass (an objective that does
+        # not go through forward, as the IWAE bound, leaves it unused).
+        compiled = torch.compile(self.model) if cfg.compile else None
         self.objective = Objective(self.model, compiled)
         self.step_objective = self.objective
         if world.size > 1:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from .ae import AE, AEOutput
+from .base import LatentModel, PointMass
 from .vae import IWAE, VAE, VAEOutput
 
-__all__ = ["AE", "AEOutput", "IWAE", "VAE", "VAEOutput", "build_model"]
+__all__ = ["AE", "AEOutput", "IWAE", "LatentModel", "PointMass", "VAE", "VAEOutput", "build_model"]
 
 
-def build_model(cfg) -> AE | VAE:
+def build_model(cfg) -> LatentModel:
     """The model a :class:`vaekit.config.ModelConfig` (with input_shape and likelihood resolved) describes."""
     common = dict(input_shape=cfg.input_shape, latent_dim=cfg.latent_dim, hidden_dims=cfg.hidden_dims,
                   likelihood=cfg.likelihood, arch=cfg.arch)

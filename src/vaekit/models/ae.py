@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import VaekitError, option
-from .base import LatentModel, decoder_net, encoder_body
+from ..objectives import squared_error
+from .base import LatentModel, PointMass, decoder_net, encoder_body
 
 
 @dataclass
@@ -18,7 +18,8 @@ class AEOutput:
 
 
 class AE(LatentModel):
-    """Autoencoder with the same networks as the VAE (MLP or conv).
+    """Autoencoder with the same networks as the VAE (MLP or conv); its code and output are
+    point masses (:class:`~vaekit.models.base.PointMass`), and it has no prior to sample.
 
     With ``likelihood='bernoulli'`` (data in [0, 1]) the output goes through a sigmoid so
     reconstructions stay in range; with 'gaussian' it is unbounded.
@@ -31,24 +32,16 @@ class AE(LatentModel):
         self.encoder = nn.Sequential(body, nn.Linear(features, latent_dim))
         self.decoder = decoder_net(arch, latent_dim, self.input_shape, hidden_dims)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> PointMass:
+        return PointMass(self.encoder(x))
 
-    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.likelihood.mean(self.decoder(z))
-
-    n_classes = 0  # never conditional
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> PointMass:
+        return PointMass(self.likelihood.mean(self.decoder(z)))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> AEOutput:
-        z = self.encode(x)
-        return AEOutput(z=z, reconstruction=self.decode(z))
+        z = self.encoder(x)
+        return AEOutput(z=z, reconstruction=self.likelihood.mean(self.decoder(z)))
 
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-    def sample(self, n: int, generator=None, temperature: float = 1.0, y=None) -> torch.Tensor:
-        raise VaekitError(f"a plain autoencoder has no prior to sample from; train with {option('model', 'vae')}")
-
-    def codes(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encode(x)
+    def objective(self, x, target=None, weights=None, y=None, forward=None):
+        """Squared error summed over the data dimensions (no KL term: ``weights`` do not apply)."""
+        return squared_error(x if target is None else target, (forward or self)(x, y))

@@ -1,10 +1,12 @@
-"""What every vaekit model shares: the shape of one sample, the code size, the likelihood,
-and the networks' architecture (``mlp`` or ``conv``)."""
+"""What every vaekit model shares: one contract (encode and decode to distributions, its own
+training objective, sampling where it has a prior), the shape of one sample, the code size,
+the likelihood, and the networks' architecture (``mlp`` or ``conv``)."""
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from .. import likelihoods
@@ -13,8 +15,47 @@ from .conv import ConvDecoder, ConvEncoder
 from .mlp import mlp
 
 
+class PointMass:
+    """A distribution with all its mass on one value: what a deterministic autoencoder's
+    encoder and decoder give, so it answers what a Gaussian's callers ask (``mean``,
+    ``mode``, ``stddev``, ``sample``) with that value and no spread."""
+
+    def __init__(self, value: torch.Tensor):
+        self.value = value
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.value
+
+    mode = mean
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        return torch.zeros_like(self.value)
+
+    def sample(self, sample_shape=()) -> torch.Tensor:
+        return self.value.expand(*sample_shape, *self.value.shape)
+
+    rsample = sample
+
+
 class LatentModel(nn.Module):
-    """Base of the AE and the VAE. Shapes: x is (N, *input_shape); codes are (N, latent_dim)."""
+    """The contract every vaekit model keeps, so no caller needs to ask which model it holds.
+
+    - ``encode(x, y=None)``: q(z|x) as a distribution over codes (an AE's: a :class:`PointMass`);
+    - ``decode(z, y=None)``: p(x|z) as a distribution over samples (its ``mean`` is the output);
+    - ``objective(x, target, weights, y)``: the model's own training loss, as per-sample
+      :class:`~vaekit.objectives.LossTerms`;
+    - ``codes`` and ``reconstruct``: the means of those, deterministic;
+    - ``sample(n, ...)``: new samples where the model has a prior (``generative``), else a
+      clear error; ``generative`` models also have a KL term and an ELBO to report.
+
+    ``y`` is the labels a conditional model (``n_classes`` > 0) needs; others ignore it.
+    Shapes: x is (N, *input_shape); codes are (N, latent_dim).
+    """
+
+    generative = False  # a prior to sample from, and a negative ELBO among the metrics
+    n_classes = 0
 
     def __init__(self, input_shape: Sequence[int], latent_dim: int, likelihood: str):
         super().__init__()
@@ -22,6 +63,37 @@ class LatentModel(nn.Module):
         self.latent_dim = latent_dim
         self.likelihood_name = likelihood
         self.likelihood = likelihoods.build(likelihood, self.input_shape)  # p(x|z); may hold parameters
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
+        raise NotImplementedError
+
+    def objective(self, x: torch.Tensor, target: torch.Tensor | None = None, weights=None,
+                  y: torch.Tensor | None = None, forward=None):
+        """Per-sample loss terms on a batch. ``target`` (default ``x``) is what the output should
+        be (the clean data when ``x`` is corrupted); ``weights`` how the KL term enters the loss
+        (:class:`~vaekit.objectives.KLWeights`); ``forward`` the module to run in place of the
+        model's own forward pass (the model compiled by ``torch.compile``)."""
+        raise NotImplementedError
+
+    def codes(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The code of each input (the posterior mean), (N, latent_dim)."""
+        return self.encode(x, y).mean
+
+    def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The output for each code: the mean of p(x|z), (N, *input_shape)."""
+        return self.decode(z, y).mean
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The output for each input, deterministic: the decoder's mean at the code's."""
+        return self.decode_mean(self.codes(x, y), y)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+               y: torch.Tensor | None = None) -> torch.Tensor:
+        raise VaekitError(f"a plain autoencoder has no prior to sample from; train with {option('model', 'vae')}")
 
 
 def encoder_body(arch: str, input_shape: tuple[int, ...], hidden_dims: Sequence[int]) -> tuple[nn.Module, int]:

@@ -11,6 +11,7 @@ from torch import nn
 from torch.distributions import Independent, Normal
 
 from ..errors import VaekitError
+from ..objectives import HONEST, iw_bound_terms, neg_elbo
 from .base import LatentModel, decoder_net, encoder_body
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
@@ -46,10 +47,12 @@ class VAEOutput:
 
 class VAE(LatentModel):
     """VAE with MLP or conv networks; the defaults are the classic 784-400-20 MLP with a
-    Bernoulli output.
+    Bernoulli output. Trained on the negative ELBO, one posterior draw per sample.
 
     Shapes: x is (N, *input_shape); codes are (N, latent_dim).
     """
+
+    generative = True
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), latent_dim: int = 20,
                  hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli", arch: str = "mlp",
@@ -98,17 +101,24 @@ class VAE(LatentModel):
         zeros = torch.zeros(self.latent_dim, device=p.device, dtype=p.dtype)
         return gaussian(zeros, torch.ones_like(zeros))
 
+    def objective(self, x, target=None, weights=HONEST, y=None, forward=None):
+        """-ELBO with ``weights`` on the KL term (beta, warm-up, free bits); the reported terms stay honest."""
+        return neg_elbo(x if target is None else target, (forward or self)(x, y), weights or HONEST)
+
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
         loc, logvar = self.posterior_params(x, y)
         z = loc + torch.randn_like(loc) * torch.exp(0.5 * logvar)  # reparameterised draw
         return VAEOutput(loc=loc, logvar=logvar, z=z, params=self.decoder_params(z, y),
                          observation=self.likelihood)
 
+    def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The likelihood's mean at ``z`` (without building the distribution)."""
+        return self.likelihood.mean(self.decoder_params(z, y))
+
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Deterministic reconstruction: the likelihood mean at the posterior mean."""
-        loc, _ = self.posterior_params(x, y)
-        return self.likelihood.mean(self.decoder_params(loc, y))
+        return self.decode_mean(self.posterior_params(x, y)[0], y)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
@@ -122,7 +132,7 @@ class VAE(LatentModel):
                 raise VaekitError("this conditional model samples a class; give a label for each sample")
             y = y.long()
             z = self.class_loc[y] + (self.class_scale_tril[y] @ z.unsqueeze(-1)).squeeze(-1)
-        return self.likelihood.mean(self.decoder_params(z, y))
+        return self.decode_mean(z, y)
 
     @torch.no_grad()
     def fit_class_codes(self, batches) -> None:
@@ -168,3 +178,8 @@ class IWAE(VAE):
     def __init__(self, *args, k: int = 5, **kwargs):
         super().__init__(*args, **kwargs)
         self.k = k
+
+    def objective(self, x, target=None, weights=None, y=None, forward=None):
+        """The importance-weighted bound with ``k`` draws; it has no KL term for ``weights`` to
+        weight, and does not go through ``forward`` (so there is nothing to compile)."""
+        return iw_bound_terms(self, x, x if target is None else target)
