@@ -40,6 +40,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/pyod_parity.py
 	$(BIN)/python bench/denoise.py
 	$(BIN)/python bench/cvae.py
+	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/literature.py
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/scale.py

@@ -10,7 +10,7 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "train": "vaekit.run", "load": "vaekit.run", "Run": "vaekit.run",
+    "train": "vaekit.orchestrate", "load": "vaekit.run", "Run": "vaekit.run",
     "AE": "vaekit.models", "VAE": "vaekit.models",
     "load_dataset": "vaekit.data", "Dataset": "vaekit.data", "AnomalyDetector": "vaekit.anomaly",
     "RunConfig": "vaekit.config", "ModelConfig": "vaekit.config", "DataConfig": "vaekit.config",

@@ -118,7 +118,7 @@ OPTIONS = ("model", "k", "beta", "kl_warmup", "free_bits", "arch", "epochs", "ba
 def run(args: argparse.Namespace) -> int:
     from ..data import parse_image_size, parse_size
     from ..distributed import current
-    from ..run import train
+    from ..orchestrate import train
 
     options = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
     if args.memory_budget is not None:
