@@ -273,8 +273,12 @@ def test_detect_command_line(tmp_path, capsys):
     rows = (tmp_path / "scores.csv").read_text().splitlines()
     assert rows[0] == "score,label" and len(rows) == 241
     assert main(["info", str(tmp_path / "det"), "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)["detector"]
-    assert info["training_rows"] == 600 and info["flagged_in_training"] == 60
+    whole = json.loads(capsys.readouterr().out)
+    info = whole["detector"]
+    assert whole["kind"] == "detector" and info["training_rows"] == 600 and info["flagged_in_training"] == 60
+    det = AnomalyDetector.load(tmp_path / "det")  # the file's labels are the threshold's, applied in one place
+    scores = np.loadtxt(tmp_path / "scores.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(scores[:, 1], det.predict(test))
     np.save(tmp_path / "wide.npy", np.zeros((3, 7), np.float32))
     assert main(["detect", "score", str(tmp_path / "det"), "--data", str(tmp_path / "wide.npy"),
                  "--out", str(tmp_path / "s.csv")]) == 2

@@ -70,7 +70,7 @@ def test_train_evaluate_sample_reconstruct_encode_info(tmp_path, blobs_npz):
 
     result = vaekit_cli("info", run, "--json")
     info = json.loads(result.stdout)
-    assert info["epochs_done"] == 3 and "model.safetensors" in info["files"]
+    assert info["epochs_done"] == 3 and "model.safetensors" in info["files"] and info["kind"] == "run"
 
 
 def test_resume_from_the_command_line(trained, capsys):

@@ -20,9 +20,9 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .errors import NotNumericError, VaekitError
+from .runfolder import DETECTOR as DETECTOR_FILE
 
 SCORES = ("auto", "recon", "elbo", "iw")
-DETECTOR_FILE = "detector.json"
 AUTO_TABULAR_LIKELIHOOD = "gaussian-learned"
 # "auto" training settings. Tables: many small steps, batches of 128 at 5e-3, for 1,000 steps
 # but at most 300 epochs (early stopping from 1,000 rows up). The large steps used before (512
@@ -427,7 +427,7 @@ default="auto"
         self.net_ = net.eval()
         self.decision_scores_ = self._scores(raw, world)
         self.threshold_ = float(np.percentile(self.decision_scores_, 100 * (1 - self.contamination)))  # as PyOD
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        self.labels_ = self.flags(self.decision_scores_)
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -439,8 +439,14 @@ default="auto"
         """1 for rows scoring above ``threshold_`` (anomalies), 0 otherwise; with
         ``return_confidence``, also :meth:`predict_confidence`'s values."""
         scores = self.decision_function(X)
-        labels = (scores > self.threshold_).astype(int)
+        labels = self.flags(scores)
         return (labels, self._confidence(scores)) if return_confidence else labels
+
+    def flags(self, scores) -> np.ndarray:
+        """0/1 marks of anomaly scores (1: above ``threshold_``), as :meth:`predict` gives for
+        the rows they came from; the one place the threshold is applied."""
+        check_is_fitted(self, "threshold_")
+        return (np.asarray(scores) > self.threshold_).astype(int)
 
     def predict_proba(self, X, method: str = "linear", return_confidence: bool = False):
         """(N, 2): the probability of being normal and of being an anomaly.
@@ -484,7 +490,7 @@ default="auto"
         left to a person). With ``return_stats``, also [expected rejection rate, its upper bound,
         the upper bound of the cost] from :meth:`compute_rejection_stats`."""
         scores = self.decision_function(X)
-        labels = (scores > self.threshold_).astype(int)
+        labels = self.flags(scores)
         self.rejection_threshold_ = 1.0 - 2.0 * math.exp(-T)
         labels[2.0 * np.abs(self._confidence(scores) - 0.5) <= self.rejection_threshold_] = -2
         if return_stats:
@@ -665,7 +671,7 @@ default="auto"
         if state["feature_names"] is not None:
             det.feature_names_in_ = np.asarray(state["feature_names"], dtype=object)
         det.decision_scores_ = np.asarray(state["decision_scores"])
-        det.labels_ = (det.decision_scores_ > det.threshold_).astype(int)
+        det.labels_ = det.flags(det.decision_scores_)
         return det
 
 

@@ -90,13 +90,14 @@ def _export(module: nn.Module, example: tuple, names: list[str], outputs: list[s
 
 def export_onnx(folder, out: str | Path | None = None) -> list[Path]:
     """Write the ONNX files of a run or detector folder into ``out`` (default: FOLDER/onnx)."""
-    from .anomaly import DETECTOR_FILE, AnomalyDetector
+    from .anomaly import AnomalyDetector
+    from .runfolder import RunFolder
 
     folder = Path(folder)
     out = Path(out) if out is not None else folder / "onnx"
     out.mkdir(parents=True, exist_ok=True)
     detector = None
-    if (folder / DETECTOR_FILE).exists():
+    if RunFolder.open(folder).kind == "detector":
         detector = AnomalyDetector.load(folder)
         model, shape = detector.net_.cpu(), detector.sample_shape_
         prepare = _Standardise(detector.mean_, detector.scale_) if detector.kind_ == "tabular" else None

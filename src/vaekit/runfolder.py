@@ -17,6 +17,7 @@ from .errors import VaekitError, option
 
 CONFIG, METRICS, WEIGHTS, STATE = "config.json", "metrics.jsonl", "model.safetensors", "training_state.pt"
 RECONSTRUCTIONS, SAMPLES = "reconstructions.png", "samples.png"
+DETECTOR = "detector.json"  # present in (and only in) an anomaly detector's folder
 LOCK = ".vaekit.lock"  # held (flock) by the process writing the run; the kernel lets go when it ends
 
 
@@ -81,6 +82,11 @@ class RunFolder:
             raise VaekitError(f"{path} already exists; choose another {option('out')}{hint}")
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
+
+    @property
+    def kind(self) -> str:
+        """"detector" for an anomaly detector's folder (``vaekit detect fit``), else "run"."""
+        return "detector" if self.file(DETECTOR).exists() else "run"
 
     def unstarted(self) -> bool:
         """Whether this folder holds a run that never finished an epoch: a config and nothing

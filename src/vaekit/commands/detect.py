@@ -99,7 +99,7 @@ def _score(args) -> int:
 
     def chunks(part):
         for scores in det.score_chunks(part):
-            labels = (scores > det.threshold_).astype(np.int64)
+            labels = det.flags(scores)
             flagged[0] += int(labels.sum())
             if binary:
                 kept.append(scores)
@@ -121,7 +121,7 @@ def _score(args) -> int:
 
         if 0 < y.sum() < len(y):
             metrics.update(auroc=float(roc_auc_score(y, scores)), auprc=float(average_precision_score(y, scores)),
-                           f1=float(f1_score(y, scores > det.threshold_)))
+                           f1=float(f1_score(y, det.flags(scores))))
         else:  # AUROC, AUPRC and F1 compare anomalies with normal rows: one kind alone gives none
             print(f"vaekit detect score: the labels of {args.data} are all {int(y[0])}, so AUROC, AUPRC and F1 (which "
                   "need anomalies (1) and normal rows (0) both) are left out", file=sys.stderr)

@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # Reads JSON files only: no torch, so it is instant.
     from ..config import RunConfig
-    from ..runfolder import CONFIG, RunFolder
+    from ..runfolder import CONFIG, DETECTOR, RunFolder
 
     folder = RunFolder.open(args.run)
     config = RunConfig.load(folder.file(CONFIG))
@@ -25,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
             "best_val_loss": min((m["val_loss"] for m in metrics if m.get("val_loss") is not None),
                                  default=None),
             "files": sorted(p.name for p in folder.path.iterdir() if not p.name.startswith("."))}
-    detector_file = folder.file("detector.json")
-    if detector_file.exists():  # an anomaly detector: its own summary instead of training progress
+    info["kind"] = folder.kind
+    detector_file = folder.file(DETECTOR)
+    if folder.kind == "detector":  # an anomaly detector: its own summary instead of training progress
         import json
 
         state = json.loads(detector_file.read_text())

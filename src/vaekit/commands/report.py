@@ -18,9 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..anomaly import DETECTOR_FILE
+    from ..runfolder import RunFolder
 
-    if (Path(args.run) / DETECTOR_FILE).exists():
+    if RunFolder.open(args.run).kind == "detector":
         from ..anomaly import AnomalyDetector
         from ..data import load_dataset
         from ..report import write_detector_report
