@@ -174,6 +174,17 @@ def test_a_cut_metrics_line_is_read_past(run, capsys):
     assert epochs(run) == [1, 2, 3]
 
 
+def test_a_write_cut_short_by_a_kill_leaves_nothing_in_the_way(run):
+    # kill -9 in the middle of a checkpoint: the new file is a hidden temporary, never renamed
+    # into place (tested above with real kills); its remains are cleared when the run goes on
+    before = snapshot(run)
+    (run / ".training_state.k1ll.pt").write_bytes(b"half a checkpo")
+    (run / ".metrics.k1ll.jsonl").write_text('{"epoch": 3, "tr')
+    assert snapshot(run) == before  # what a reader sees is whole
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet", "--no-report"]) == 0
+    assert epochs(run) == [1, 2, 3] and not [p for p in run.iterdir() if ".k1ll." in p.name]
+
+
 def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(run, capsys, monkeypatch):
     import shutil
 

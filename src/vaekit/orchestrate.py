@@ -202,6 +202,7 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
         cfg, prepared["data"] = _prepare(config, array, world)
         folder = RunFolder.create(out if out is not None else default_out(cfg.model.model, cfg.data.spec))
         prepared["lock"] = RunLock(folder.path)
+        prepared["lock"].clear_temporaries(folder.path)  # of a run trained anew into its folder
         distributed.resume_hint = resume_hint(folder.path, 0)
         folder.save_config(cfg)
         return cfg, folder.path
@@ -231,6 +232,7 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
     def setup():
         folder = RunFolder.open(run_dir)
         prepared["lock"] = RunLock(folder.path)
+        prepared["lock"].clear_temporaries(folder.path)
         config = RunConfig.load(folder.file(CONFIG))
         config = replace(config, train=replace(config.train, **options, world_size=world.size))
         config.validate()

@@ -57,6 +57,16 @@ class RunLock:
         f.flush()
         self.file = f
 
+    def clear_temporaries(self, folder: Path) -> None:
+        """Delete the temporary files of writes cut short (a kill -9 mid-checkpoint leaves one,
+        ``.training_state.x1y2.pt``): while the lock is held, no write of this run is under way."""
+        if self.file is None:
+            return  # without a lock, another process's write could be under way
+        for name in (CONFIG, METRICS, WEIGHTS, STATE, RECONSTRUCTIONS, SAMPLES):
+            stem, suffix = os.path.splitext(name)
+            for stale in folder.glob(f".{stem}.*{suffix}"):
+                stale.unlink(missing_ok=True)
+
     def release(self) -> None:
         if self.file is not None:
             self.file.close()  # closing lets go of the lock
