@@ -136,32 +136,32 @@ class VAE(LatentModel):
 
     @torch.no_grad()
     def fit_class_codes(self, batches) -> None:
-        """Fit each class's Gaussian to the codes q(z|x, y) of ``batches`` of (x, y).
+        """Fit each class's Gaussian to the codes (posterior means) of ``batches`` of (x, y).
 
         The encoder leaves some of the class in z (the class shows in x, and removing it
         gains the KL term little), so codes drawn from N(0, I) often fall where another
         class's codes lie and the decoder draws that class whatever label it is given.
         Drawing from each class's own codes instead (ex-post density estimation, Ghosh et
-        al., 2020) keeps samples in their class. The Gaussian matches the aggregate
-        posterior's first two moments: mean of the posterior means, and their covariance
-        plus the mean posterior variance. A class absent from the data keeps N(0, I).
+        al., 2020) keeps samples in their class: a full-covariance Gaussian with the mean
+        and covariance of the class's codes. Adding the mean posterior variance (the whole
+        aggregate posterior) widens it by about a tenth and costs class fidelity: on MNIST
+        samples were read as their digit 94% of the time against 97% (bench/cvae.py).
+        A class absent from the data keeps N(0, I).
         """
         d, c = self.latent_dim, self.n_classes
         count = torch.zeros(c, dtype=torch.float64)
         total = torch.zeros(c, d, dtype=torch.float64)
         outer = torch.zeros(c, d, d, dtype=torch.float64)
-        variance = torch.zeros(c, d, dtype=torch.float64)
         for x, y in batches:
-            loc, logvar = (t.double().cpu() for t in self.posterior_params(x, y))
+            loc = self.posterior_params(x, y)[0].double().cpu()
             y = y.long().cpu()
             count.index_add_(0, y, torch.ones_like(y, dtype=torch.float64))
             total.index_add_(0, y, loc)
             outer.index_add_(0, y, loc[:, :, None] * loc[:, None, :])
-            variance.index_add_(0, y, logvar.exp())
         seen = count > 0
         n = count[seen][:, None]
         mean = total[seen] / n
-        cov = outer[seen] / n[..., None] - mean[:, :, None] * mean[:, None, :] + torch.diag_embed(variance[seen] / n)
+        cov = outer[seen] / n[..., None] - mean[:, :, None] * mean[:, None, :]
         cov = 0.5 * (cov + cov.transpose(1, 2)) + 1e-6 * torch.eye(d, dtype=torch.float64)
         self.class_loc[seen] = mean.to(self.class_loc)
         self.class_scale_tril[seen] = torch.linalg.cholesky(cov).to(self.class_scale_tril)
