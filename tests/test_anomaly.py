@@ -11,7 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from conftest import make_blobs
+from helpers import make_blobs
 from vaekit import AnomalyDetector, VaekitError
 from vaekit.cli import main
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -10,17 +9,8 @@ import numpy as np
 import pytest
 
 import vaekit
+from helpers import TINY_ARGS, vaekit_cli
 from vaekit.cli import main
-
-TINY_ARGS = ["--hidden-dims", "32", "--latent-dim", "4", "--epochs", "3", "--batch-size", "32", "--quiet",
-             "--no-report"]
-
-
-def vaekit_cli(*args, cwd=None):
-    """Run the real console entry point in a fresh interpreter."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "vaekit", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=300)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import vaekit
-from conftest import TINY, make_blobs
+from helpers import TINY, make_blobs
 from vaekit import VaekitError
 from vaekit.cli import main
 from vaekit.evaluation import psnr

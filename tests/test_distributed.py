@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import vaekit
-from conftest import TINY
+from helpers import TINY
 from vaekit.data.parquet import write_parquet
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import vaekit
-from conftest import TINY
+from helpers import TINY
 from vaekit import AnomalyDetector, VaekitError
 from vaekit.cli import main
 from vaekit.export import export_onnx

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import vaekit
-from conftest import TINY
+from helpers import TINY
 from vaekit import VaekitError
 from vaekit.cli import main
 

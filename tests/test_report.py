@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import vaekit
-from conftest import TINY as NO_REPORT
+from helpers import TINY as NO_REPORT
 from vaekit.cli import main
 
 TINY = {**NO_REPORT, "report": True}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vaekit
-from conftest import TINY, make_blobs
+from helpers import TINY, make_blobs
 from vaekit import VaekitError
 from vaekit.cli import main
 from vaekit.data import LazyDataset, load_dataset, open_dataset, open_lazy, parse_size

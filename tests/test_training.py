@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import vaekit
-from conftest import TINY
+from helpers import TINY
 from vaekit import VaekitError
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vaekit
-from conftest import TINY
+from helpers import TINY
 from vaekit import VaekitError
 from vaekit.cli import main
 from vaekit.evaluation import evaluate

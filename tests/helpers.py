@@ -1,0 +1,40 @@
+"""What the tests share besides fixtures: tiny seeded data, tiny training settings, and the
+command line run as a user runs it. Imported by the test modules (``from helpers import
+...``); conftest.py holds only the fixtures."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+# Small and quick: a few epochs of a narrow net on 240 8x8 images; the report (tested on
+# its own in test_report.py) is left out to keep the suite fast.
+TINY = dict(hidden_dims=(32,), latent_dim=4, epochs=3, batch_size=32, progress=False, report=False)
+TINY_ARGS = ["--hidden-dims", "32", "--latent-dim", "4", "--epochs", "3", "--batch-size", "32", "--quiet",
+             "--no-report"]  # the same on the command line
+
+
+def make_blobs(n: int = 240, size: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Grayscale (n, size, size) uint8 images of three shapes (bar, column, square) with noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = np.zeros((n, size, size), np.float32)
+    h = size // 2
+    for i, label in enumerate(y):
+        if label == 0:
+            x[i, h - 1:h + 1, :] = 1
+        elif label == 1:
+            x[i, :, h - 1:h + 1] = 1
+        else:
+            x[i, 2:size - 2, 2:size - 2] = 1
+    x = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    return (x * 255).astype(np.uint8), y
+
+
+def vaekit_cli(*args, cwd=None, **env) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a fresh interpreter (``env``: extra variables)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **env}
+    return subprocess.run([sys.executable, "-m", "vaekit", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=300)
