@@ -259,3 +259,48 @@ def test_a_detector_whose_fit_fails_is_left_unfitted_not_half_fitted():
     with pytest.raises(NotFittedError):
         det.decision_function(X)
     assert not [k for k in vars(det) if k.endswith("_") and not k.startswith("_")]
+
+
+def test_a_checkpoint_of_another_run_or_of_nothing_is_refused_in_one_line(run, tmp_path, blobs, capsys):
+    import torch
+
+    before = snapshot(run)
+    torch.save({"foo": 1}, run / "training_state.pt")  # readable, but no checkpoint
+    wrong = snapshot(run)
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 2
+    assert "is damaged or not this run's" in capsys.readouterr().err
+    np.save(tmp_path / "wide.npy", np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32))
+    other = tmp_path / "other"
+    assert main(["train", "--data", str(tmp_path / "wide.npy"), "--out", str(other), "--epochs", "1", *TINY_ARGS]) == 0
+    (run / "training_state.pt").write_bytes((other / "training_state.pt").read_bytes())  # another model's
+    wrong = snapshot(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds another model's weights" in err[0], err
+    assert snapshot(run) == wrong and before["config.json"] == wrong["config.json"]
+
+
+def test_sixteen_bit_pngs_in_a_folder_are_scaled_not_clipped(tmp_path, blobs):
+    from PIL import Image
+
+    x, _ = blobs
+    for depth, folder in ((8, tmp_path / "eight"), (16, tmp_path / "sixteen")):
+        folder.mkdir()
+        for i in range(40):
+            pixels = x[i] if depth == 8 else x[i].astype(np.uint16) * 257
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    from vaekit.data import load_dataset
+
+    eight, sixteen = load_dataset(str(tmp_path / "eight")), load_dataset(str(tmp_path / "sixteen"))
+    assert Image.open(tmp_path / "sixteen" / "0.png").mode.startswith("I")
+    np.testing.assert_array_equal(eight.batch().numpy(), sixteen.batch().numpy())
+
+
+def test_python_options_of_the_wrong_type_are_one_clear_error(blobs_npz):
+    for options, says in ((dict(epochs="x"), "epochs must be a whole number, got 'x'"),
+                          (dict(hidden_dims="32,x"), "hidden_dims must be whole numbers"),
+                          (dict(lr="fast"), "lr must be a number, got 'fast'"),
+                          (dict(time_budget="1h"), "time_budget must be a number")):
+        with pytest.raises(vaekit.VaekitError, match=says):
+            vaekit.train(str(blobs_npz), **options)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,30 @@ ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("auto", "bernoulli", "continuous-bernoulli", "gaussian", "gaussian-learned")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def check_types(cfg) -> None:
+    """Each number-valued option holds a number of its kind (a bool is neither): one clear line
+    instead of a TypeError from deep inside."""
+    for f in dataclasses.fields(cfg):
+        value, kind = getattr(cfg, f.name), str(f.type)
+        if value is None and "None" in kind:
+            continue
+        if kind.startswith("bool"):
+            ok, what = isinstance(value, bool) or (isinstance(value, numbers.Integral) and value in (0, 1)), \
+                "True or False"
+        elif kind.startswith("int"):
+            ok, what = isinstance(value, numbers.Integral) and not isinstance(value, bool), "a whole number"
+        elif kind.startswith("float"):
+            ok, what = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
+        elif kind.startswith("tuple[int"):
+            ok = not isinstance(value, str) and all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+            what = "whole numbers such as (400,) or (512, 256)"
+        else:
+            continue
+        if not ok:
+            raise VaekitError(f"{option(f.name)} must be {what}, got {value!r}")
 
 
 @dataclass
@@ -44,6 +69,7 @@ class DataConfig:
             self.image_size = tuple(self.image_size)
 
     def validate(self) -> None:
+        check_types(self)
         if not 0.0 <= self.val_fraction < 1.0:
             raise VaekitError(f"{option('val_fraction')} must be in [0, 1), got {self.val_fraction}")
 
@@ -64,10 +90,12 @@ class ModelConfig:
     def __post_init__(self):  # JSON and callers may give lists
         if self.hidden_dims is None:
             self.hidden_dims = (32, 64) if self.arch == "conv" else (400,)
-        self.hidden_dims = tuple(self.hidden_dims)
+        if not isinstance(self.hidden_dims, str):  # a string is refused whole by validate()
+            self.hidden_dims = tuple(self.hidden_dims)
         self.input_shape = tuple(self.input_shape)
 
     def validate(self) -> None:
+        check_types(self)
         if self.model not in MODELS:
             raise VaekitError(f"unknown {option('model')} {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.arch not in ARCHS:
@@ -134,6 +162,7 @@ class TrainConfig:
     world_size: int = 1  # processes that trained (the last session, under torchrun); filled in
 
     def validate(self) -> None:
+        check_types(self)
         if self.epochs < 1:
             raise VaekitError(f"{option('epochs')} must be at least 1, got {self.epochs}")
         if self.batch_size < 1:

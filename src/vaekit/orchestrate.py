@@ -238,6 +238,12 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         config.validate()
         # A run stopped before its first checkpoint has nothing to continue: it starts from the beginning.
         state = folder.load_state() if folder.file(STATE).exists() or folder.metrics() else None
+        if state is not None:  # of this run's model, before anything is written
+            try:
+                build_model(config.model).load_state_dict(state["model"])
+            except (RuntimeError, ValueError, KeyError, TypeError):
+                raise VaekitError(f"{folder.file(STATE)} holds another model's weights, so the run cannot be "
+                                  "continued; start a new run") from None
         if state is None:
             if config.train.progress:
                 print(f"vaekit: {run_dir} has no checkpoint yet; training it from the first epoch", file=sys.stderr)

@@ -19,6 +19,7 @@ CONFIG, METRICS, WEIGHTS, STATE = "config.json", "metrics.jsonl", "model.safeten
 RECONSTRUCTIONS, SAMPLES = "reconstructions.png", "samples.png"
 DETECTOR = "detector.json"  # present in (and only in) an anomaly detector's folder
 LOCK = ".vaekit.lock"  # held (flock) by the process writing the run; the kernel lets go when it ends
+STATE_KEYS = {"model", "optimizer", "epoch", "best_loss", "bad_epochs", "stopped_early"}  # in every checkpoint
 
 
 def resume_hint(path, epoch: int) -> str:
@@ -161,11 +162,15 @@ class RunFolder:
             raise VaekitError(f"{path} is missing, so the run cannot be resumed; start a new run")
         import torch
 
+        damaged = (f"{path} is damaged or not this run's, so the run cannot be continued; start a new run "
+                   f"({WEIGHTS}, if present, still serves evaluate, sample and the rest)")
         try:
-            return torch.load(path, weights_only=True)  # restricted unpickler: no arbitrary code
-        except Exception as e:  # torch's own text is many lines and advises an unsafe load: not shown
-            raise VaekitError(f"{path} is damaged ({type(e).__name__}), so the run cannot be continued; start a new "
-                              f"run ({WEIGHTS}, if present, still serves evaluate, sample and the rest)") from None
+            state = torch.load(path, weights_only=True)  # restricted unpickler: no arbitrary code
+        except Exception:  # torch's own text is many lines and advises an unsafe load: not shown
+            raise VaekitError(damaged) from None
+        if not isinstance(state, dict) or not STATE_KEYS <= set(state):
+            raise VaekitError(damaged)
+        return state
 
     def append_metrics(self, row: dict) -> None:
         """One more line, written atomically like every other file (the whole file is small)."""

@@ -207,8 +207,12 @@ class Trainer:
                 "seconds": self.state.seconds, "initial_loss": self.state.initial_loss}
 
     def load_state_dict(self, d: dict) -> None:
-        self.model.load_state_dict(d["model"])
-        self.optimizer.load_state_dict(d["optimizer"])
+        try:
+            self.model.load_state_dict(d["model"])
+            self.optimizer.load_state_dict(d["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError):  # a checkpoint of another model
+            raise VaekitError("the run's training_state.pt holds another model's weights, so the run cannot be "
+                              "continued; start a new run") from None
         self.generator.set_state(d["shuffle_rng"])
         self.noise_generator.set_state(d["noise_rng"])
         torch.set_rng_state(d["torch_rng"])

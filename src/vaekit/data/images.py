@@ -82,6 +82,9 @@ class ImageFolderSource(Source):
 
         try:
             with Image.open(path) as im:
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: convert() would clip at 255
+                    im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257.0).round().clip(0, 255)
+                                         .astype(np.uint8))
                 im = im.convert(self.mode)
                 if im.size != self.size:
                     im = im.resize(self.size, Image.Resampling.BILINEAR)
