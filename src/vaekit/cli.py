@@ -31,6 +31,7 @@ COMMANDS = {
     "export": ("export", "ONNX files of a run or detector, for use without PyTorch"),
     "report": ("report", "(re)write the run's HTML report"),
     "info": ("info", "what a run holds: config, data, metrics"),
+    "serve": ("serve", "serve a run or detector over HTTP (needs vaekit[serve])"),
 }
 # Commands whose work is shared by the processes torchrun starts; the others run on rank 0 alone.
 DISTRIBUTED = ("train", "detect", "encode", "reconstruct")

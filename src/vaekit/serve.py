@@ -1,0 +1,496 @@
+"""``vaekit serve``: a trained run or detector as an HTTP service (FastAPI under uvicorn).
+
+Endpoints (OpenAPI docs at ``/docs``): ``/health``, ``/info``; for a run ``/encode``,
+``/decode``, ``/reconstruct``, ``/sample``, ``/interpolate``; for a detector ``/score``.
+Inputs come as JSON arrays in the data's own layout (tables (N, D) in their units; images
+(N, H, W) or (N, H, W, C) with values in [0, 1]), as uploaded PNG images, or as an uploaded
+CSV table; outputs are JSON, or a PNG grid with ``?format=png`` where they are images.
+
+Concurrent requests for the same operation are gathered into one forward pass
+(:class:`Batcher`): a request waits at most ``max_wait_ms`` for others; a full queue
+answers 503 rather than growing without bound. Every bad request is a 4xx JSON error
+``{"error": "..."}`` that says what is wrong; the server stays up.
+
+Needs ``pip install 'vaekit[serve]'`` (FastAPI, uvicorn, python-multipart).
+"""
+# No postponed annotations here: FastAPI reads the request models of the endpoints, which are
+# defined inside create_app, from their annotations at definition time.
+import asyncio
+import io
+import ipaddress
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import VaekitError, option
+
+LOOPBACK = "127.0.0.1"
+MAX_BODY_BYTES = 16 << 20   # a request body larger than this is refused (413)
+MAX_ROWS = 4096             # inputs (or samples) in one request
+MAX_STEPS = 256             # points on one interpolation path
+
+
+class ServeError(Exception):
+    """A bad request: its HTTP status and the one line that says what is wrong."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def check_bind(host: str, api_key: str | None, insecure: bool) -> None:
+    """Serving beyond this machine needs a key, or the explicit word that none is wanted."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not api_key and not insecure:
+        raise VaekitError(f"{option('host', host)} lets other machines call the model; give "
+                          f"{option('api_key')} (requests then need it) or {option('insecure')} to serve without one")
+
+
+# -- micro-batching --------------------------------------------------------------------------
+@dataclass
+class _Job:
+    rows: np.ndarray
+    labels: np.ndarray | None
+    done: asyncio.Future
+
+
+@dataclass
+class Batcher:
+    """Gathers the rows of concurrent requests into one call of ``fn(rows, labels)``.
+
+    A request's rows wait at most ``max_wait`` seconds for company and a batch holds at
+    most ``max_batch`` rows (a single larger request runs alone); at most ``queue_size``
+    requests wait, and one more is refused with 503.
+    """
+
+    fn: callable
+    max_batch: int = 256
+    max_wait: float = 0.005
+    queue_size: int = 256
+    requests: int = 0
+    batches: int = 0
+    queue: asyncio.Queue | None = field(default=None, repr=False)
+    worker: asyncio.Task | None = field(default=None, repr=False)
+    loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+
+    async def __call__(self, rows: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # the queue and its worker belong to one event loop (a server has one)
+            self.loop, self.queue = loop, asyncio.Queue(self.queue_size)
+            self.worker = loop.create_task(self._work())
+        job = _Job(rows, labels, loop.create_future())
+        try:
+            self.queue.put_nowait(job)
+        except asyncio.QueueFull:
+            raise ServeError(503, f"the server is busy ({self.queue_size} requests waiting); retry shortly") from None
+        self.requests += 1
+        return await job.done
+
+    async def _work(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            size = len(jobs[0].rows)
+            deadline = time.perf_counter() + self.max_wait
+            while size < self.max_batch:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self.queue.get(), left)
+                except asyncio.TimeoutError:
+                    break
+                jobs.append(job)
+                size += len(job.rows)
+            await self._run(jobs)
+
+    async def _run(self, jobs: list[_Job]) -> None:
+        rows = np.concatenate([j.rows for j in jobs])
+        labels = None if jobs[0].labels is None else np.concatenate([j.labels for j in jobs])
+        self.batches += 1
+        try:  # the model runs in a thread, so the event loop keeps taking requests meanwhile
+            out = await asyncio.to_thread(self.fn, rows, labels)
+        except Exception as e:  # noqa: BLE001  (every waiting request learns what happened)
+            for j in jobs:
+                if not j.done.done():
+                    j.done.set_exception(e)
+            return
+        start = 0
+        for j in jobs:
+            if not j.done.done():
+                j.done.set_result(out[start:start + len(j.rows)])
+            start += len(j.rows)
+
+
+# -- the service -----------------------------------------------------------------------------
+class Service:
+    """What the endpoints call: a loaded run or detector, with input parsing and batching."""
+
+    def __init__(self, folder, device: str = "auto", max_batch: int = 256, max_wait_ms: float = 5.0,
+                 queue_size: int = 256):
+        from .runfolder import RunFolder
+
+        self.folder = RunFolder.open(folder)
+        self.kind = self.folder.kind
+        batching = dict(max_batch=max_batch, max_wait=max_wait_ms / 1000, queue_size=queue_size)
+        if self.kind == "detector":
+            from .anomaly import AnomalyDetector
+
+            self.detector = AnomalyDetector.load(folder)
+            self.run = None
+            self.shape = tuple(self.detector.sample_shape_)
+            self.layout = "tabular" if self.detector.kind_ == "tabular" else self._image_layout(self.shape)
+            self.columns = list(getattr(self.detector, "feature_names_in_", [])) or None
+            self.batchers = {"score": Batcher(lambda x, y: self.detector.decision_function(x), **batching)}
+        else:
+            from .run import load
+
+            self.run = load(folder, device)
+            cfg = self.run.config
+            self.shape = tuple(cfg.model.input_shape)
+            self.layout, self.columns = cfg.data.layout, cfg.data.columns
+            self.batchers = {"encode": Batcher(self._encode, **batching),
+                             "reconstruct": Batcher(self._reconstruct, **batching)}
+
+    @staticmethod
+    def _image_layout(shape) -> str:
+        return "gray" if shape[0] == 1 else "channel-last"
+
+    # model calls on rows already checked (run in the batcher's thread)
+    def _dataset(self, x, y):
+        from .data import from_arrays
+
+        return from_arrays(x, y, name="request")
+
+    def _encode(self, x, y):
+        return self.run.encode(self._dataset(x, y))
+
+    def _reconstruct(self, x, y):
+        return self.run.reconstruct(self._dataset(x, y))
+
+    # what /info shows
+    def info(self) -> dict:
+        out = {"kind": self.kind, "folder": str(self.folder.path), "input_shape": list(self.shape),
+               "layout": self.layout, "columns": self.columns, "max_rows": MAX_ROWS,
+               "batching": {name: {"requests": b.requests, "batches": b.batches} for name, b in self.batchers.items()}}
+        if self.run is not None:
+            model = self.run.model
+            out.update(model=self.run.config.model.model, latent_dim=model.latent_dim, generative=model.generative,
+                       classes=model.n_classes or None, image=self.layout != "tabular")
+        else:
+            d = self.detector
+            out.update(model=d.model, threshold=d.threshold_, anomaly_score=d.anomaly_score_)
+        return out
+
+    # -- inputs -----------------------------------------------------------------------------
+    def rows(self, values) -> np.ndarray:
+        """JSON rows as an array in the data's layout, checked: numbers, finite, the model's shape."""
+        try:
+            x = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ServeError(422, "inputs must be a list of rows of numbers (nested lists of the same "
+                                  "length)") from None
+        return self._checked(x)
+
+    def _checked(self, x: np.ndarray) -> np.ndarray:
+        expected = self.expected_row_shape()
+        if x.ndim == len(expected):  # one row given without the outer list
+            x = x[None]
+        if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+            raise ServeError(422, f"each input must have shape {list(expected)} (the model's "
+                                  f"{self.describe()}), got inputs of shape {list(x.shape[1:])}")
+        if len(x) == 0:
+            raise ServeError(422, "no inputs given; send at least one row")
+        if len(x) > MAX_ROWS:
+            raise ServeError(413, f"{len(x)} inputs in one request; send at most {MAX_ROWS}")
+        if not np.isfinite(x).all():
+            raise ServeError(422, "inputs hold NaN or infinite values; send finite numbers")
+        if self.layout != "tabular" and (x.min() < 0 or x.max() > 1):
+            raise ServeError(422, "image values must lie in [0, 1] (8-bit pixels divided by 255)")
+        return x.astype(np.float32)
+
+    def expected_row_shape(self) -> tuple[int, ...]:
+        if self.layout == "tabular":
+            return (self.shape[0],)
+        c, h, w = self.shape
+        return (h, w) if self.layout == "gray" else (h, w, c)
+
+    def describe(self) -> str:
+        if self.layout == "tabular":
+            return f"table of {self.shape[0]} features" + (f" ({', '.join(self.columns)})" if self.columns else "")
+        c, h, w = self.shape
+        return f"{h}x{w} {'grayscale' if c == 1 else 'RGB'} images"
+
+    def images(self, blobs: list[tuple[str, bytes]]) -> np.ndarray:
+        """Uploaded PNG (or JPEG) files as rows, checked against the model's image size."""
+        from PIL import Image, UnidentifiedImageError
+
+        if self.layout == "tabular":
+            raise ServeError(415, f"this model takes a {self.describe()}, not images; send JSON rows or a CSV file")
+        c, h, w = self.shape
+        rows = []
+        for name, blob in blobs:
+            try:
+                im = Image.open(io.BytesIO(blob))
+                im.load()
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+                raise ServeError(415, f"{name}: not a PNG or JPEG image") from None
+            if im.size != (w, h):
+                raise ServeError(422, f"{name}: the image is {im.size[0]}x{im.size[1]}, the model takes {w}x{h}")
+            a = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.float64) / 255.0
+            rows.append(a)
+        return self._checked(np.stack(rows))
+
+    def table(self, name: str, blob: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+        """An uploaded CSV file as rows (and its label column, if any)."""
+        import tempfile
+
+        from .data.files import load_csv
+
+        if self.layout != "tabular":
+            raise ServeError(415, f"this model takes {self.describe()}, not a table; send PNG images or JSON rows")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "upload.csv"
+            path.write_bytes(blob)
+            try:
+                ds = load_csv(path)
+            except VaekitError as e:
+                raise ServeError(422, f"{name}: {str(e).removeprefix(str(path) + ': ')}") from None
+        if self.columns and ds.columns and list(ds.columns) != list(self.columns) and \
+                not all(c.startswith("x") for c in ds.columns):
+            raise ServeError(422, f"{name}: columns {list(ds.columns)} differ from the model's {list(self.columns)}")
+        y = None if ds.y is None else ds.y.numpy()
+        return self._checked(ds.x.numpy().astype(np.float64)), y
+
+    def label(self, label, n: int) -> np.ndarray | None:
+        model = self.run.model
+        if label is None:
+            return np.arange(n) % model.n_classes if model.n_classes else None
+        if not model.n_classes:
+            raise ServeError(422, "label is for a conditional model (trained with --model cvae); leave it out")
+        if not isinstance(label, int) or not 0 <= label < model.n_classes:
+            raise ServeError(422, f"label {label!r} is not a class of this model; use 0 to {model.n_classes - 1}")
+        return np.full(n, label)
+
+    def needs_run(self, what: str) -> None:
+        if self.run is None:
+            raise ServeError(404, f"/{what} is for a trained run; this is an anomaly detector, which has /score")
+
+    def needs_detector(self) -> None:
+        if self.run is not None:
+            raise ServeError(404, "/score is for an anomaly detector (vaekit detect fit); this run has /encode, "
+                                  "/decode, /reconstruct, /sample and /interpolate")
+
+
+def plain(values) -> list:
+    """Numbers for JSON: six decimals, as Python floats (float32's noise digits left out)."""
+    return np.round(np.asarray(values, np.float64), 6).tolist()
+
+
+def png(images: np.ndarray, layout: str, ncol: int | None = None) -> bytes:
+    """Outputs in the data's image layout as one PNG grid."""
+    from PIL import Image
+
+    from .data.dataset import from_layout
+    from .images import grid
+
+    picture = grid(np.clip(from_layout(np.asarray(images, np.float32), layout), 0, 1), ncol)
+    buffer = io.BytesIO()
+    Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def create_app(folder, api_key: str | None = None, device: str = "auto", max_batch: int = 256,
+               max_wait_ms: float = 5.0, queue_size: int = 256):
+    """The FastAPI app serving ``folder`` (a run or a detector)."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import JSONResponse, Response
+        from pydantic import BaseModel, Field
+        from starlette.exceptions import HTTPException
+    except ImportError:
+        raise VaekitError("serving needs FastAPI and uvicorn; pip install 'vaekit[serve]'") from None
+
+    service = Service(folder, device, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size)
+    app = FastAPI(title=f"vaekit: {service.folder.path.name}",
+                  description=f"A vaekit {service.kind} served over HTTP. Inputs: {service.describe()}.")
+    app.state.service = service
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(ServeError)
+    async def _serve_error(request, e: ServeError):
+        return error(e.status, str(e))
+
+    @app.exception_handler(VaekitError)
+    async def _vaekit_error(request, e: VaekitError):
+        return error(422, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error(422, f"{where or 'request'}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(HTTPException)
+    async def _http(request, e: HTTPException):
+        return error(e.status_code, str(e.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, e: Exception):  # a bug of ours: still one JSON line, and the server lives
+        return error(500, f"internal error ({type(e).__name__}); please report it")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if api_key and request.url.path not in ("/health",) and request.headers.get("x-api-key") != api_key:
+            return error(401, "missing or wrong API key; send it in the X-API-Key header")
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return error(413, f"the request body is over {MAX_BODY_BYTES >> 20} MB; send fewer inputs at a time")
+        return await call_next(request)
+
+    class Rows(BaseModel):
+        inputs: list = Field(description="rows in the data's layout: (N, D) table rows, or (N, H, W[, C]) "
+                                         "images with values in [0, 1]")
+        labels: list[int] | None = Field(None, description="one class per row, for a conditional model")
+
+    class Codes(BaseModel):
+        codes: list[list[float]] = Field(description="latent codes, (N, latent_dim)")
+        label: int | None = Field(None, description="class of a conditional model (default: each in turn)")
+
+    class Between(BaseModel):
+        inputs: list = Field(description="the two inputs whose codes the path joins")
+        steps: int = Field(10, ge=2, le=MAX_STEPS)
+        method: str = Field("lerp", description="lerp or slerp")
+        labels: list[int] | None = None
+
+    async def read_inputs(request: Request) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows from a JSON body, uploaded images, or an uploaded CSV table."""
+        kind = request.headers.get("content-type", "")
+        if kind.startswith("multipart/form-data"):
+            form = await request.form()
+            files = [(f.filename or "upload", await f.read()) for f in form.getlist("file") if hasattr(f, "read")]
+            if not files:
+                raise ServeError(422, "no file in the upload; send images or a CSV under the field name 'file'")
+            if len(files) == 1 and files[0][0].lower().endswith(".csv"):
+                return service.table(*files[0])
+            return service.images(files), None
+        try:
+            body = Rows.model_validate(await request.json())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ServeError(422, f"the body must be JSON {{\"inputs\": [...]}} or an upload of files ({e})"[:300]) \
+                from None
+        x = service.rows(body.inputs)
+        y = None if body.labels is None else np.asarray(body.labels)
+        if y is not None and len(y) != len(x):
+            raise ServeError(422, f"{len(y)} labels for {len(x)} inputs; give one label per input")
+        return x, y
+
+    def class_labels(x, y):
+        model = service.run.model
+        if not model.n_classes:
+            return None
+        if y is None:
+            raise ServeError(422, "this conditional model needs a label for each input; send \"labels\"")
+        if y.min() < 0 or y.max() >= model.n_classes:
+            raise ServeError(422, f"labels must be classes 0 to {model.n_classes - 1}")
+        return y
+
+    def respond(outputs: np.ndarray, key: str, fmt: str, ncol: int | None = None):
+        if fmt == "png":
+            if service.layout == "tabular":
+                raise ServeError(422, "format=png is for image models; this one outputs table rows")
+            return Response(png(outputs, service.layout, ncol), media_type="image/png")
+        if fmt != "json":
+            raise ServeError(422, f"format {fmt!r} is not json or png")
+        return {key: plain(outputs)}
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info():
+        return service.info()
+
+    @app.post("/encode", summary="latent codes (posterior means) of the inputs")
+    async def encode(request: Request):
+        service.needs_run("encode")
+        x, y = await read_inputs(request)
+        return {"codes": plain(await service.batchers["encode"](x, class_labels(x, y)))}
+
+    @app.post("/reconstruct", summary="the model's reconstructions of the inputs")
+    async def reconstruct(request: Request, format: str = "json"):
+        service.needs_run("reconstruct")
+        x, y = await read_inputs(request)
+        return respond(await service.batchers["reconstruct"](x, class_labels(x, y)), "outputs", format)
+
+    @app.post("/decode", summary="outputs decoded from latent codes")
+    async def decode(body: Codes, format: str = "json"):
+        service.needs_run("decode")
+        z = np.asarray(body.codes, dtype=np.float64)
+        latent = service.run.model.latent_dim
+        if z.ndim != 2 or z.shape[1] != latent or not len(z):
+            raise ServeError(422, f"codes must be rows of {latent} numbers, got shape {list(z.shape)}")
+        if len(z) > MAX_ROWS or not np.isfinite(z).all():
+            raise ServeError(422 if len(z) <= MAX_ROWS else 413, f"send 1 to {MAX_ROWS} rows of finite numbers")
+        service.label(body.label, len(z))
+        out = await asyncio.to_thread(service.run.decode, z, body.label)
+        return respond(out, "outputs", format)
+
+    @app.get("/sample", summary="new samples from the prior")
+    async def sample(n: int = 16, seed: int = 0, temperature: float = 1.0, label: int | None = None,
+                     format: str = "json"):
+        service.needs_run("sample")
+        if not service.run.model.generative:
+            raise ServeError(422, "a plain autoencoder has no prior to sample from; serve a VAE run")
+        if not 1 <= n <= MAX_ROWS:
+            raise ServeError(422, f"n must be 1 to {MAX_ROWS}, got {n}")
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ServeError(422, f"temperature must be a positive number, got {temperature}")
+        service.label(label, n)
+        out = await asyncio.to_thread(service.run.sample, n, seed, temperature, label)
+        return respond(out, "samples", format, ncol=service.run.model.n_classes or None)
+
+    @app.post("/interpolate", summary="decoded points on the path between two inputs' codes")
+    async def interpolate(body: Between, format: str = "json"):
+        service.needs_run("interpolate")
+        x = service.rows(body.inputs)
+        if len(x) != 2:
+            raise ServeError(422, f"interpolate joins exactly 2 inputs, got {len(x)}")
+        if body.method not in ("lerp", "slerp"):
+            raise ServeError(422, f"method must be lerp or slerp, got {body.method!r}")
+        y = class_labels(x, None if body.labels is None else np.asarray(body.labels))
+        from .data import from_arrays
+
+        data = from_arrays(x, y, name="request")
+        out = await asyncio.to_thread(service.run.interpolate, data, 0, 1, body.steps, body.method)
+        return respond(out, "outputs", format, ncol=body.steps)
+
+    @app.post("/score", summary="anomaly scores (higher = more anomalous) and 0/1 flags")
+    async def score(request: Request):
+        service.needs_detector()
+        x, _ = await read_inputs(request)
+        scores = await service.batchers["score"](x, None)
+        return {"scores": plain(scores), "labels": service.detector.flags(scores).tolist(),
+                "threshold": service.detector.threshold_}
+
+    return app
+
+
+def serve(folder, host: str = LOOPBACK, port: int = 8000, api_key: str | None = None, insecure: bool = False,
+          **options) -> None:
+    """Run the app under uvicorn until interrupted."""
+    check_bind(host, api_key, insecure)
+    app = create_app(folder, api_key=api_key, **options)
+    import uvicorn  # present where create_app found FastAPI: the serve extra brings both
+
+    print(f"vaekit serve: {folder} at http://{host}:{port} (API docs at /docs); Ctrl-C stops", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,198 @@
+"""vaekit serve: every endpoint through FastAPI's test client, every class of bad request as a
+4xx JSON error, micro-batching, and a real uvicorn server on loopback."""
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import vaekit  # noqa: E402
+from helpers import TINY, make_blobs  # noqa: E402
+from vaekit.cli import main  # noqa: E402
+from vaekit.serve import Batcher, ServeError, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    x, y = make_blobs()
+    np.savez(tmp / "blobs.npz", X=x, y=y)
+    vaekit.train(str(tmp / "blobs.npz"), out=tmp / "vae", **TINY)
+    vaekit.train(str(tmp / "blobs.npz"), out=tmp / "cvae", **{**TINY, "model": "cvae"})
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(300, 4)).astype(np.float32)
+    det = vaekit.AnomalyDetector(epochs=5, random_state=0).fit(table)
+    det.save(tmp / "det")
+    return {"tmp": tmp, "images": x.astype(np.float32) / 255, "labels": y, "table": table}
+
+
+@pytest.fixture(scope="module")
+def vae(folders):
+    return TestClient(create_app(folders["tmp"] / "vae"))
+
+
+def error_of(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"], body
+    return body["error"]
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_run_answers_every_endpoint_as_the_python_api_does(folders, vae):
+    run, x = vaekit.load(folders["tmp"] / "vae"), folders["images"][:5]
+    assert vae.get("/health").json() == {"status": "ok"}
+    info = vae.get("/info").json()
+    assert info["kind"] == "run" and info["latent_dim"] == 4 and info["input_shape"] == [1, 8, 8]
+    codes = vae.post("/encode", json={"inputs": x.tolist()}).json()["codes"]
+    np.testing.assert_allclose(codes, run.encode(x), atol=1e-5)
+    outputs = vae.post("/reconstruct", json={"inputs": x.tolist()}).json()["outputs"]
+    np.testing.assert_allclose(outputs, run.reconstruct(x), atol=1e-5)
+    decoded = vae.post("/decode", json={"codes": codes}).json()["outputs"]
+    np.testing.assert_allclose(decoded, run.decode(np.asarray(codes)), atol=1e-5)
+    samples = vae.get("/sample", params={"n": 6, "seed": 3}).json()["samples"]
+    np.testing.assert_allclose(samples, run.sample(6, seed=3), atol=1e-5)
+    path = vae.post("/interpolate", json={"inputs": x[:2].tolist(), "steps": 5, "method": "slerp"}).json()
+    assert np.asarray(path["outputs"]).shape == (5, 8, 8)
+    # uploaded PNGs are read like the arrays they hold
+    files = [("file", (f"{i}.png", png_bytes(x[i]), "image/png")) for i in range(3)]
+    np.testing.assert_allclose(vae.post("/encode", files=files).json()["codes"], codes[:3], atol=1e-2)
+    picture = vae.get("/sample", params={"n": 4, "format": "png"})
+    assert picture.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(picture.content)).size[0] > 8  # a grid of enlarged samples
+    assert vae.get("/openapi.json").json()["paths"].keys() >= {"/encode", "/decode", "/sample", "/interpolate"}
+
+
+def test_a_conditional_run_takes_labels(folders):
+    client = TestClient(create_app(folders["tmp"] / "cvae"))
+    x, y = folders["images"][:4], folders["labels"][:4]
+    codes = client.post("/encode", json={"inputs": x.tolist(), "labels": y.tolist()}).json()["codes"]
+    assert np.asarray(codes).shape == (4, 4)
+    assert np.asarray(client.get("/sample", params={"n": 3, "label": 2}).json()["samples"]).shape == (3, 8, 8)
+    assert "needs a label for each input" in error_of(client.post("/encode", json={"inputs": x.tolist()}), 422)
+    assert "not a class" in error_of(client.get("/sample", params={"label": 7}), 422)
+
+
+def test_every_bad_request_is_a_clear_4xx_and_the_server_lives_on(folders, vae):
+    x = folders["images"][:2].tolist()
+    assert "shape [8, 8]" in error_of(vae.post("/encode", json={"inputs": [[1.0, 2.0]]}), 422)
+    nan = '{"inputs": [' + ",".join(["[" + ",".join(["NaN"] * 8) + "]"] * 8) + "]}"
+    assert "NaN" in error_of(vae.post("/encode", content=nan, headers={"content-type": "application/json"}), 422)
+    assert "[0, 1]" in error_of(vae.post("/encode", json={"inputs": (np.asarray(x) * 255).tolist()}), 422)
+    assert "list of rows" in error_of(vae.post("/encode", json={"inputs": [["a"] * 8] * 8}), 422)
+    assert "must be JSON" in error_of(vae.post("/encode", content=b"\xff\x00 not json"), 422)
+    files = [("file", ("notes.png", b"this is no image", "image/png"))]
+    assert "not a PNG or JPEG" in error_of(vae.post("/encode", files=files), 415)
+    files = [("file", ("big.png", png_bytes(np.zeros((9, 9))), "image/png"))]
+    assert "takes 8x8" in error_of(vae.post("/encode", files=files), 422)
+    huge = b'{"inputs": [' + b"0," * (9 << 20) + b"0]}"
+    assert "over 16 MB" in error_of(vae.post("/encode", content=huge, headers={"content-type": "application/json"}),
+                                    413)
+    assert "at most 4096" in error_of(vae.post("/encode", json={"inputs": np.zeros((5000, 8, 8)).tolist()}), 413)
+    assert "label is for a conditional model" in error_of(vae.get("/sample", params={"label": 1}), 422)
+    assert "n must be 1 to" in error_of(vae.get("/sample", params={"n": 0}), 422)
+    assert "codes must be rows of 4" in error_of(vae.post("/decode", json={"codes": [[1, 2]]}), 422)
+    assert "exactly 2 inputs" in error_of(vae.post("/interpolate", json={"inputs": x[:1]}), 422)
+    assert "steps" in error_of(vae.post("/interpolate", json={"inputs": x, "steps": 1}), 422)
+    assert "/score is for an anomaly detector" in error_of(vae.post("/score", json={"inputs": x}), 404)
+    assert "format 'gif'" in error_of(vae.post("/reconstruct?format=gif", json={"inputs": x}), 422)
+    assert vae.get("/health").json() == {"status": "ok"}  # still serving
+
+
+def test_a_detector_scores_json_rows_and_uploaded_csv(folders):
+    client = TestClient(create_app(folders["tmp"] / "det", api_key="s3cret"))
+    det, rows = vaekit.AnomalyDetector.load(folders["tmp"] / "det"), folders["table"][:20]
+    assert "API key" in error_of(client.post("/score", json={"inputs": rows.tolist()}), 401)
+    assert client.get("/health").status_code == 200  # the health check needs no key
+    key = {"X-API-Key": "s3cret"}
+    got = client.post("/score", json={"inputs": rows.tolist()}, headers=key).json()
+    np.testing.assert_allclose(got["scores"], det.decision_function(rows), rtol=1e-5)
+    assert got["labels"] == det.predict(rows).tolist() and got["threshold"] == det.threshold_
+    csv = "a,b,c,d\n" + "\n".join(",".join(f"{v:.6f}" for v in r) for r in rows) + "\n"
+    up = client.post("/score", files=[("file", ("new.csv", csv.encode(), "text/csv"))], headers=key).json()
+    np.testing.assert_allclose(up["scores"], got["scores"], rtol=1e-4)
+    assert "table of 4 features" in error_of(client.post("/score", json={"inputs": [[1, 2]]}, headers=key), 422)
+    files = [("file", ("x.png", png_bytes(np.zeros((4, 4))), "image/png"))]
+    assert "not images" in error_of(client.post("/score", files=files, headers=key), 415)
+    assert "/encode is for a trained run" in error_of(client.post("/encode", json={"inputs": [[0] * 4]},
+                                                                  headers=key), 404)
+    assert client.get("/info", headers=key).json()["kind"] == "detector"
+
+
+def test_concurrent_requests_share_forward_passes_and_a_full_queue_answers_503():
+    calls = []
+
+    def double(rows, labels):
+        calls.append(len(rows))
+        time.sleep(0.02)
+        return rows * 2
+
+    async def gather(batcher, n):
+        return await asyncio.gather(*(batcher(np.full((1, 3), i, np.float32)) for i in range(n)),
+                                    return_exceptions=True)
+
+    batcher = Batcher(double, max_batch=64, max_wait=0.05, queue_size=64)
+    results = asyncio.run(gather(batcher, 20))
+    assert [float(r[0, 0]) for r in results] == [2.0 * i for i in range(20)]  # each its own rows back
+    assert batcher.requests == 20 and batcher.batches == len(calls) < 5 and sum(calls) == 20
+    small = Batcher(double, max_batch=1, max_wait=0.0, queue_size=2)
+    results = asyncio.run(gather(small, 10))
+    refused = [r for r in results if isinstance(r, ServeError)]
+    assert refused and all(r.status == 503 and "busy" in str(r) for r in refused)
+    assert all(isinstance(r, np.ndarray) for r in results if not isinstance(r, ServeError))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_server_on_loopback_batches_concurrent_clients(folders, capsys):
+    import httpx
+
+    run = folders["tmp"] / "vae"
+    assert main(["serve", str(run), "--host", "0.0.0.0"]) == 2  # beyond this machine only with a key
+    assert "--api-key" in capsys.readouterr().err
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "vaekit", "serve", str(run), "--port", str(port),
+                               "--max-wait-ms", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        x = folders["images"][:1].tolist()
+
+        async def clients(n):
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                return await asyncio.gather(*(client.post("/encode", json={"inputs": x}) for _ in range(n)))
+
+        answers = asyncio.run(clients(16))
+        assert [a.status_code for a in answers] == [200] * 16
+        stats = httpx.get(f"{url}/info").json()["batching"]["encode"]
+        assert stats["requests"] == 16 and stats["batches"] < 16
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=30)
+    assert f"at http://127.0.0.1:{port}" in out
