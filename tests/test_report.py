@@ -55,6 +55,18 @@ def test_vae_run_report_has_every_section(tmp_path, blobs_npz):
         assert section in page.headings
     assert any(h.startswith("Metrics on") for h in page.headings)
     assert len(page.images) >= 6
+    # pictures large enough to see: 8x8 images drawn at least 84 pixels high, 8 across
+    import base64
+    import io
+
+    from PIL import Image
+
+    widths = [Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).size[0] for src in page.images]
+    assert max(widths) >= 8 * 84
+    # the config as tables, one per part, not raw JSON
+    text = (run.path / "report.html").read_text()
+    assert "<pre>" not in text and "<th>latent_dim</th><td>2</td>" in text
+    assert all(f"<h3>{part}</h3>" in text for part in ("Model", "Data", "Training"))
 
 
 def test_ae_denoising_and_tabular_reports(tmp_path, blobs_npz):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ MAX_POINTS = 2000  # inputs drawn in the latent map; keeps the report quick to w
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1em; margin: 1.2em 0 0.3em; }
 table { border-collapse: collapse; font-size: 0.9em; } td, th { padding: 2px 10px; text-align: left; }
 th { background: #f3f3f3; } img { max-width: 100%; image-rendering: pixelated; }
 .caption { color: #555; font-size: 0.9em; } code { background: #f6f6f6; padding: 0 3px; }
@@ -37,11 +37,15 @@ def figure(fig) -> str:
     return _png(plots.to_png_bytes(fig))
 
 
+CELL = 84  # pixels per image at the least in the report's grids: 28x28 digits show at 3x, not as thumbnails
+
+
 def picture(images: np.ndarray, ncol: int | None = None) -> str:
-    """(N, C, H, W) in [0, 1] as an embedded PNG grid at the images' own aspect and colour."""
+    """(N, C, H, W) in [0, 1] as an embedded PNG grid at the images' own aspect and colour,
+    each image enlarged (without smoothing) to at least ``CELL`` pixels high."""
     from PIL import Image
 
-    sheet = grid(images, ncol)
+    sheet = grid(images, ncol, min_cell=CELL)
     buffer = io.BytesIO()
     Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet).save(buffer, format="PNG")
     return _png(buffer.getvalue())
@@ -55,6 +59,21 @@ def table(rows: list[tuple[str, object]]) -> str:
 
     return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{cell(v)}</td></tr>" for k, v in rows) + \
         "</table>"
+
+
+def config_tables(config: dict) -> str:
+    """A run's config as one table per part (model, data, training), long lists summarised."""
+    def value(v):
+        if isinstance(v, (list, tuple)) and len(v) > 8:
+            shown = ", ".join(f"{x:.3g}" if isinstance(x, float) else str(x) for x in v[:3])
+            return f"{len(v)} values: {shown}, ..."
+        if isinstance(v, (list, tuple)):
+            return ", ".join(str(x) for x in v) or "none"
+        return "none" if v is None else v
+
+    parts = {"model": "Model", "data": "Data", "train": "Training"}
+    return "".join(f"<h3>{parts.get(name, name)}</h3>" + table([(k, value(v)) for k, v in group.items()])
+                   for name, group in config.items())
 
 
 def page(title: str, sections: list[tuple[str, str]]) -> str:
@@ -154,7 +173,8 @@ def build_run_report(run, data=None) -> str:
         sections.append(("Reconstruction error per feature", figure(plots.feature_errors(errors, names)) +
                          f'<p class="caption">mean squared error per feature, in {units}</p>'))
     sections.append(("Latent space", figure(latent_figure(run, ds))))
-    sections.append(("Config", f"<pre>{html.escape(json.dumps(run.config.to_dict(), indent=2))}</pre>"))
+    sections.append(("Config", config_tables(run.config.to_dict()) +
+                     '<p class="caption">as recorded in the run\'s config.json</p>'))
     return page(f"vaekit run: {run.path.name if run.path else 'in memory'}", sections)
 
 
