@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/denoise.py
 	$(BIN)/python bench/cvae.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/literature.py
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/scale.py
