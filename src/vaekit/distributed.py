@@ -30,33 +30,41 @@ class PeerError(VaekitError):
 
 
 def stop_on_sigterm(command: str) -> None:
-    """Under a launcher, a SIGTERM (torchrun ends every rank when one fails) ends this process at
-    once with one line and status 2: unwinding would only add the errors of workers that the
-    same signal stopped. Files are written atomically, so none is left half-written (at most
-    a hidden temporary file beside it)."""
+    """A SIGTERM ends this process at once with one line that says how to go on: under a
+    launcher (torchrun ends every rank when one fails) with status 2, as one failure among the
+    ranks; otherwise (``kill``, a scheduler's time limit, ``docker stop``) with 143, as a
+    terminated process. Unwinding would only add the errors of workers the same signal
+    stopped. Files are written atomically, so none is left half-written (at most a hidden
+    temporary file beside it, which the next writer of the run clears)."""
     import signal
     import sys
 
-    main = os.getpid()
+    main, under_launcher = os.getpid(), launched()
 
     def stopped(signum, frame):
         if os.getpid() == main:  # forked DataLoader workers inherit the handler: they end quietly
-            sys.stderr.write(f"vaekit {command}: error: stopped by the launcher (SIGTERM), most likely because "
-                             f"another process failed (see its error)"
+            why = ("stopped by the launcher (SIGTERM), most likely because another process failed (see its error)"
+                   if under_launcher else "stopped (SIGTERM)")
+            sys.stderr.write(f"vaekit {command}: error: {why}"
                              f"{render(resume_hint, command_line=True) or '; nothing was lost'}\n")
             sys.stderr.flush()
-        os._exit(2)
+        os._exit(2 if under_launcher else 128 + signal.SIGTERM)
 
-    if launched():
+    try:
         signal.signal(signal.SIGTERM, stopped)
+    except ValueError:  # not the main thread (main() called from a thread): signals stay as they are
+        pass
 
 
 def ignore_sigterm() -> None:
-    """Once a process is ending with its own error, a launcher's SIGTERM has nothing to add."""
-    if launched():
-        import signal
+    """Once a process is ending with its own error, a launcher's SIGTERM has nothing to add;
+    outside a launcher, SIGTERM gets its default meaning back (main() may be called again)."""
+    import signal
 
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if launched() else signal.SIG_DFL)
+    except ValueError:  # not the main thread
+        pass
 
 
 @dataclass(frozen=True)
