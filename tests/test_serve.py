@@ -106,7 +106,7 @@ def test_every_bad_request_is_a_clear_4xx_and_the_server_lives_on(folders, vae):
     assert "over 16 MB" in error_of(vae.post("/encode", content=huge, headers={"content-type": "application/json"}),
                                     413)
     assert "at most 4096" in error_of(vae.post("/encode", json={"inputs": np.zeros((5000, 8, 8)).tolist()}), 413)
-    assert "label is for a conditional model" in error_of(vae.get("/sample", params={"label": 1}), 422)
+    assert "label needs a conditional model" in error_of(vae.get("/sample", params={"label": 1}), 422)
     assert "n must be 1 to" in error_of(vae.get("/sample", params={"n": 0}), 422)
     assert "codes must be rows of 4" in error_of(vae.post("/decode", json={"codes": [[1, 2]]}), 422)
     assert "exactly 2 inputs" in error_of(vae.post("/interpolate", json={"inputs": x[:1]}), 422)

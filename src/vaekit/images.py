@@ -1,6 +1,7 @@
 """Image grids as PNG files (Pillow; no plotting library needed for pictures of samples)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +30,26 @@ def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, min_cell: in
     return (out.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
 
-def save_grid(path: Path, images: np.ndarray, ncol: int | None = None) -> Path:
+def grid_image(images: np.ndarray, ncol: int | None = None, min_cell: int = 28):
+    """:func:`grid` as a PIL image, greyscale or RGB."""
     from PIL import Image
 
+    picture = grid(images, ncol, min_cell=min_cell)
+    return Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture)
+
+
+def grid_png(images: np.ndarray, ncol: int | None = None, min_cell: int = 28) -> bytes:
+    """:func:`grid` as PNG bytes (for a page or an HTTP answer)."""
+    buffer = io.BytesIO()
+    grid_image(images, ncol, min_cell).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_grid(path: Path, images: np.ndarray, ncol: int | None = None) -> Path:
     from .atomic import atomic_write
 
-    picture = grid(images, ncol)
-    atomic_write(path, lambda tmp: Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(tmp))
+    picture = grid_image(images, ncol)
+    atomic_write(path, lambda tmp: picture.save(tmp))
     return Path(path)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import torch
 from . import plots
 from .atomic import atomic_write
 from .data.dataset import from_layout, to_layout
-from .images import grid, pairs
+from .images import grid_png, pairs
 
 REPORT = "report.html"
 MAX_POINTS = 2000  # inputs drawn in the latent map; keeps the report quick to write
@@ -43,12 +42,7 @@ CELL = 84  # pixels per image at the least in the report's grids: 28x28 digits s
 def picture(images: np.ndarray, ncol: int | None = None) -> str:
     """(N, C, H, W) in [0, 1] as an embedded PNG grid at the images' own aspect and colour,
     each image enlarged (without smoothing) to at least ``CELL`` pixels high."""
-    from PIL import Image
-
-    sheet = grid(images, ncol, min_cell=CELL)
-    buffer = io.BytesIO()
-    Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet).save(buffer, format="PNG")
-    return _png(buffer.getvalue())
+    return _png(grid_png(images, ncol, min_cell=CELL))
 
 
 def table(rows: list[tuple[str, object]]) -> str:

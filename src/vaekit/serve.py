@@ -267,16 +267,6 @@ class Service:
         y = None if ds.y is None else ds.y.numpy()
         return self._checked(ds.x.numpy().astype(np.float64)), y
 
-    def label(self, label, n: int) -> np.ndarray | None:
-        model = self.run.model
-        if label is None:
-            return np.arange(n) % model.n_classes if model.n_classes else None
-        if not model.n_classes:
-            raise ServeError(422, "label is for a conditional model (trained with --model cvae); leave it out")
-        if not isinstance(label, int) or not 0 <= label < model.n_classes:
-            raise ServeError(422, f"label {label!r} is not a class of this model; use 0 to {model.n_classes - 1}")
-        return np.full(n, label)
-
     def needs_run(self, what: str) -> None:
         if self.run is None:
             raise ServeError(404, f"/{what} is for a trained run; this is an anomaly detector, which has /score")
@@ -294,15 +284,10 @@ def plain(values) -> list:
 
 def png(images: np.ndarray, layout: str, ncol: int | None = None) -> bytes:
     """Outputs in the data's image layout as one PNG grid."""
-    from PIL import Image
-
     from .data.dataset import from_layout
-    from .images import grid
+    from .images import grid_png
 
-    picture = grid(np.clip(from_layout(np.asarray(images, np.float32), layout), 0, 1), ncol)
-    buffer = io.BytesIO()
-    Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return grid_png(from_layout(np.asarray(images, np.float32), layout), ncol)
 
 
 def create_app(folder, api_key: str | None = None, device: str = "auto", max_batch: int = 256,
@@ -441,21 +426,18 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
             raise ServeError(422, f"codes must be rows of {latent} numbers, got shape {list(z.shape)}")
         if len(z) > MAX_ROWS or not np.isfinite(z).all():
             raise ServeError(422 if len(z) <= MAX_ROWS else 413, f"send 1 to {MAX_ROWS} rows of finite numbers")
-        service.label(body.label, len(z))
-        out = await asyncio.to_thread(service.run.decode, z, body.label)
+        out = await asyncio.to_thread(service.run.decode, z, body.label)  # Run checks the label (422)
         return respond(out, "outputs", format)
 
     @app.get("/sample", summary="new samples from the prior")
     async def sample(n: int = 16, seed: int = 0, temperature: float = 1.0, label: int | None = None,
                      format: str = "json"):
         service.needs_run("sample")
-        if not service.run.model.generative:
-            raise ServeError(422, "a plain autoencoder has no prior to sample from; serve a VAE run")
         if not 1 <= n <= MAX_ROWS:
             raise ServeError(422, f"n must be 1 to {MAX_ROWS}, got {n}")
         if not (math.isfinite(temperature) and temperature > 0):
             raise ServeError(422, f"temperature must be a positive number, got {temperature}")
-        service.label(label, n)
+        # Run checks the label and that the model has a prior (a VaekitError: 422)
         out = await asyncio.to_thread(service.run.sample, n, seed, temperature, label)
         return respond(out, "samples", format, ncol=service.run.model.n_classes or None)
 
