@@ -31,7 +31,7 @@ from .errors import VaekitError, option
 from .images import save_grid, save_pairs
 from .models import build_model
 from .run import ARRAY_SPEC, BINARIZE_SEED, Run
-from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, STATE, RunFolder, RunLock, resume_hint
+from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, STATE, RunFolder, RunLock, foreign_state, resume_hint
 from .tensorboard_log import log_pictures, log_scalars, open_board
 from .training import Trainer, resolve_device
 from .units import checked, in_model_units, standardization
@@ -155,6 +155,14 @@ def _labelled_batches(data, model, device: torch.device, size: int = 1024):
         yield data.batch(rows).to(device), data.labels(rows, model).to(device)
 
 
+def _fits(model, weights: dict) -> bool:
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 def _devices(config: RunConfig) -> tuple[World, torch.device]:
     """Join torchrun's process group if this process is one of several; this rank's device."""
     device = resolve_device(config.train.device)
@@ -238,15 +246,11 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         config.validate()
         # A run stopped before its first checkpoint has nothing to continue: it starts from the beginning.
         state = folder.load_state() if folder.file(STATE).exists() or folder.metrics() else None
-        if state is not None:  # of this run's model, before anything is written
-            try:
-                build_model(config.model).load_state_dict(state["model"])
-            except (RuntimeError, ValueError, KeyError, TypeError):
-                raise VaekitError(f"{folder.file(STATE)} holds another model's weights, so the run cannot be "
-                                  "continued; start a new run") from None
         if state is None:
             if config.train.progress:
                 print(f"vaekit: {run_dir} has no checkpoint yet; training it from the first epoch", file=sys.stderr)
+        elif not _fits(build_model(config.model), state["model"]):  # checked before anything is written
+            raise foreign_state(folder.file(STATE))
         elif state["stopped_early"]:
             raise VaekitError(f"{run_dir} stopped early (validation loss no longer improved); start a new run "
                               "to train more")

@@ -30,6 +30,11 @@ def resume_hint(path, epoch: int) -> str:
     return f"; {path} keeps epoch {epoch}: continue with {option('resume', path)}"
 
 
+def foreign_state(path) -> VaekitError:
+    """The error for a checkpoint whose weights are another model's."""
+    return VaekitError(f"{path} holds another model's weights, so the run cannot be continued; start a new run")
+
+
 class RunLock:
     """An exclusive lock on a run folder for as long as one process writes to it, so that two
     ``--resume`` of one run cannot both write its epochs. Advisory (``flock``): vaekit's own

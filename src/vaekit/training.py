@@ -14,6 +14,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from .distributed import SINGLE, World, lost_contact
 from .errors import VaekitError, option
 from .noise import Noise, parse_noise
 from .objectives import KLWeights, LossTerms, loss_terms
-from .runfolder import resume_hint
+from .runfolder import STATE, foreign_state, resume_hint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -211,8 +212,7 @@ class Trainer:
             self.model.load_state_dict(d["model"])
             self.optimizer.load_state_dict(d["optimizer"])
         except (RuntimeError, ValueError, KeyError, TypeError):  # a checkpoint of another model
-            raise VaekitError("the run's training_state.pt holds another model's weights, so the run cannot be "
-                              "continued; start a new run") from None
+            raise foreign_state(Path(self.run_folder or ".") / STATE) from None
         self.generator.set_state(d["shuffle_rng"])
         self.noise_generator.set_state(d["noise_rng"])
         torch.set_rng_state(d["torch_rng"])
