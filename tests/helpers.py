@@ -3,6 +3,7 @@ command line run as a user runs it. Imported by the test modules (``from helpers
 ...``); conftest.py holds only the fixtures."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -38,3 +39,38 @@ def vaekit_cli(*args, cwd=None, **env) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", **env}
     return subprocess.run([sys.executable, "-m", "vaekit", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=300)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live_server(app):
+    """``app`` served by a real uvicorn server on loopback (in a thread), yielding its address."""
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert httpx.get(f"{url}/health").status_code == 200
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import vaekit  # noqa: E402
-from helpers import TINY, make_blobs  # noqa: E402
+from helpers import TINY, free_port, make_blobs  # noqa: E402
 from vaekit.cli import main  # noqa: E402
 from vaekit.serve import Batcher, ServeError, create_app  # noqa: E402
 
@@ -157,12 +156,6 @@ def test_concurrent_requests_share_forward_passes_and_a_full_queue_answers_503()
     refused = [r for r in results if isinstance(r, ServeError)]
     assert refused and all(r.status == 503 and "busy" in str(r) for r in refused)
     assert all(isinstance(r, np.ndarray) for r in results if not isinstance(r, ServeError))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_real_server_on_loopback_batches_concurrent_clients(folders, capsys):

@@ -1,7 +1,9 @@
 """``vaekit serve``: a trained run or detector as an HTTP service (FastAPI under uvicorn).
 
 Endpoints (OpenAPI docs at ``/docs``): ``/health``, ``/info``; for a run ``/encode``,
-``/decode``, ``/reconstruct``, ``/sample``, ``/interpolate``; for a detector ``/score``.
+``/decode``, ``/reconstruct``, ``/sample``, ``/interpolate`` and ``/space`` (what the
+explorer's sliders and map need, :mod:`vaekit.explorer`); for a detector ``/score``. ``/``
+is the explorer page, served with its script from the package (no CDN: it works offline).
 Inputs come as JSON arrays in the data's own layout (tables (N, D) in their units; images
 (N, H, W) or (N, H, W, C) with values in [0, 1]), as uploaded PNG images, or as an uploaded
 CSV table; outputs are JSON, or a PNG grid with ``?format=png`` where they are images.
@@ -21,6 +23,7 @@ import ipaddress
 import math
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -132,15 +135,20 @@ class Service:
     """What the endpoints call: a loaded run or detector, with input parsing and batching."""
 
     def __init__(self, folder, device: str = "auto", max_batch: int = 256, max_wait_ms: float = 5.0,
-                 queue_size: int = 256):
+                 queue_size: int = 256, data=None):
         from .runfolder import RunFolder
 
         self.folder = RunFolder.open(folder)
+        self.data = data  # what the explorer maps (None: all of the run's own data)
+        self._space = None
         self.kind = self.folder.kind
         batching = dict(max_batch=max_batch, max_wait=max_wait_ms / 1000, queue_size=queue_size)
         if self.kind == "detector":
             from .anomaly import AnomalyDetector
 
+            if data is not None:
+                raise VaekitError(f"{option('data')} chooses the data a run's explorer maps; a detector's page "
+                                  "scores what is uploaded to it, so leave it out")
             self.detector = AnomalyDetector.load(folder)
             self.run = None
             self.shape = tuple(self.detector.sample_shape_)
@@ -172,6 +180,14 @@ class Service:
 
     def _reconstruct(self, x, y):
         return self.run.reconstruct(self._dataset(x, y))
+
+    def space(self) -> dict:
+        """The explorer's sliders, map and examples (computed once)."""
+        if self._space is None:
+            from .explorer import latent_space
+
+            self._space = latent_space(self.run, self.data)
+        return self._space
 
     # what /info shows
     def info(self) -> dict:
@@ -290,19 +306,28 @@ def png(images: np.ndarray, layout: str, ncol: int | None = None) -> bytes:
     return grid_png(from_layout(np.asarray(images, np.float32), layout), ncol)
 
 
+# The explorer page's files, in the package (vaekit/static), with their media types.
+ASSETS = {"explorer.js": "text/javascript", "explorer.css": "text/css"}
+# The page loads nothing from elsewhere: scripts, styles and pictures come from this server only.
+PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'"
+OPEN_PATHS = ("/", "/health", "/favicon.ico")  # served without an API key (no model output in them)
+
+
 def create_app(folder, api_key: str | None = None, device: str = "auto", max_batch: int = 256,
-               max_wait_ms: float = 5.0, queue_size: int = 256):
-    """The FastAPI app serving ``folder`` (a run or a detector)."""
+               max_wait_ms: float = 5.0, queue_size: int = 256, data=None):
+    """The FastAPI app serving ``folder`` (a run or a detector); ``data`` is what the explorer
+    page maps (default: all of the run's own data)."""
     try:
         from fastapi import FastAPI, Request
         from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import JSONResponse, Response
+        from fastapi.responses import HTMLResponse, JSONResponse, Response
         from pydantic import BaseModel, Field
         from starlette.exceptions import HTTPException
     except ImportError:
         raise VaekitError("serving needs FastAPI and uvicorn; pip install 'vaekit[serve]'") from None
 
-    service = Service(folder, device, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size)
+    service = Service(folder, device, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
+                      data=data)
     app = FastAPI(title=f"vaekit: {service.folder.path.name}",
                   description=f"A vaekit {service.kind} served over HTTP. Inputs: {service.describe()}.")
     app.state.service = service
@@ -334,7 +359,9 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if api_key and request.url.path not in ("/health",) and request.headers.get("x-api-key") != api_key:
+        path = request.url.path
+        if api_key and path not in OPEN_PATHS and not path.startswith("/static/") \
+                and request.headers.get("x-api-key") != api_key:
             return error(401, "missing or wrong API key; send it in the X-API-Key header")
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
@@ -397,6 +424,23 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
             raise ServeError(422, f"format {fmt!r} is not json or png")
         return {key: plain(outputs)}
 
+    static = resources.files("vaekit") / "static"
+
+    @app.get("/", include_in_schema=False)
+    async def explorer():
+        return HTMLResponse((static / "explorer.html").read_text(encoding="utf-8"),
+                            headers={"Content-Security-Policy": PAGE_POLICY})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():  # browsers ask for one; there is none to send
+        return Response(status_code=204)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def asset(name: str):
+        if name not in ASSETS:
+            raise ServeError(404, f"no file {name!r} here; the explorer page is at /")
+        return Response((static / name).read_bytes(), media_type=ASSETS[name])
+
     @app.get("/health")
     async def health():
         return {"status": "ok"}
@@ -456,6 +500,11 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
         out = await asyncio.to_thread(service.run.interpolate, data, 0, 1, body.steps, body.method)
         return respond(out, "outputs", format, ncol=body.steps)
 
+    @app.get("/space", summary="sliders, 2-D map and example inputs of the latent space (for the explorer)")
+    async def space():
+        service.needs_run("space")
+        return await asyncio.to_thread(service.space)
+
     @app.post("/score", summary="anomaly scores (higher = more anomalous) and 0/1 flags")
     async def score(request: Request):
         service.needs_detector()
@@ -474,5 +523,6 @@ def serve(folder, host: str = LOOPBACK, port: int = 8000, api_key: str | None = 
     app = create_app(folder, api_key=api_key, **options)
     import uvicorn  # present where create_app found FastAPI: the serve extra brings both
 
-    print(f"vaekit serve: {folder} at http://{host}:{port} (API docs at /docs); Ctrl-C stops", flush=True)
+    print(f"vaekit serve: {folder} at http://{host}:{port} (explorer at /, API docs at /docs); Ctrl-C stops",
+          flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,13 +1,15 @@
-"""Serve a run or a detector over HTTP: an API (docs at /docs) with micro-batching."""
+"""Serve a run or a detector over HTTP: an API (docs at /docs) with micro-batching, and the
+explorer page at /."""
 from __future__ import annotations
 
 import argparse
 
-from ._common import add_run, positive_int
+from ._common import add_data, add_run, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run(p)
+    add_data(p, default_help="; what the explorer page maps (default: all of the run's own data)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; any other needs --api-key "
                         "or --insecure)")
@@ -24,8 +26,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import signal
+
     from ..serve import serve
 
+    # uvicorn shuts down gracefully on SIGTERM (docker stop, systemd), then raises it again:
+    # its default meaning then ends the process quietly; no run is left to continue.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     serve(args.run, host=args.host, port=args.port, api_key=args.api_key, insecure=args.insecure,
-          device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, queue_size=args.queue)
+          device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, queue_size=args.queue,
+          data=args.data)
     return 0

@@ -1,0 +1,116 @@
+"""What the explorer page (``vaekit serve``'s ``/``) needs to know of a run's latent space.
+
+The page builds every code it decodes as ``origin + values @ directions``:
+
+- **Sliders** move a code along axes: the latent dimensions themselves when there are at
+  most :data:`MAX_SLIDERS`, else the leading principal directions of the data's codes
+  (where the codes actually vary). Each reaches :data:`SPAN` standard deviations of the
+  codes either side of their mean.
+- **The map** shows the codes of up to :data:`MAP_POINTS` samples in two dimensions: the
+  code itself when it has one or two dimensions, else its first two principal components.
+  A click on it decodes the code at that point of the plane.
+- **Examples**, a few of the samples in the data's own layout, to pick interpolation ends from.
+
+Codes are posterior means (``model.codes``), as ``vaekit latent`` plots them. Without data
+to read (a run trained on an in-memory array, a moved file), a model with a prior still
+gets sliders over its first dimensions, spanning the prior; the map says why it is missing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import VaekitError, option, render
+from .run import ARRAY_SPEC
+
+MAX_SLIDERS = 16   # latent dimensions shown one slider each; past this, principal directions
+MAP_POINTS = 2000  # codes on the map (a random subset of larger data)
+EXAMPLES = 16      # samples offered as interpolation ends
+SPAN = 3.0         # a slider reaches this many standard deviations either side of the mean
+
+
+def latent_space(run, data=None, max_points: int = MAP_POINTS, seed: int = 0) -> dict:
+    """Sliders, map and examples for ``run`` over ``data`` (default: all of the run's own data,
+    its training and validation samples alike)."""
+    if data is None:
+        data = run.config.data.spec
+        if data == ARRAY_SPEC:
+            return _without_data(run, "the run was trained on an in-memory array, which its folder does not hold")
+    try:
+        ds = run.dataset(data, lazy=run.config.data.storage == "stream")  # large data is read in part
+    except VaekitError as e:
+        return _without_data(run, e.for_command_line())
+    except OSError as e:
+        return _without_data(run, str(e))
+    if len(ds) == 0:
+        return _without_data(run, f"{ds.name} holds no samples")
+    index = np.random.default_rng(seed).permutation(len(ds))[:max_points]
+    index = torch.as_tensor(np.sort(index))
+    x = ds.batch(index)
+    y = ds.labels(index, run.model)
+    with torch.no_grad():
+        codes = run.model.codes(x.to(run.device), None if y is None else y.to(run.device))
+    codes = codes.cpu().numpy().astype(np.float64)
+    shown = ds.label_rows(index)
+    picks = np.linspace(0, len(index) - 1, min(EXAMPLES, len(index))).round().astype(int)
+    return {
+        "data": ds.name,
+        "sliders": _sliders(codes),
+        "map": _map(codes, None if shown is None else shown.numpy()),
+        "examples": {
+            "inputs": np.round(run.to_data_units(x[picks]), 4).tolist(),
+            "labels": None if shown is None else shown.numpy()[picks].tolist(),
+        },
+    }
+
+
+def _without_data(run, reason: str) -> dict:
+    # said to whoever started `vaekit serve`, so options are named as its flags
+    note = render(f"no data to map ({reason}); start vaekit serve with {option('data')} to choose some",
+                  command_line=True)
+    if not run.model.generative:
+        return {"data": None, "sliders": None, "map": None, "examples": None, "note": note}
+    d = run.model.latent_dim
+    shown = min(d, MAX_SLIDERS)
+    sliders = {"origin": [0.0] * d, "directions": np.eye(shown, d).tolist(), "start": [0.0] * shown,
+               "low": [-SPAN] * shown, "high": [SPAN] * shown, "names": [f"z{j + 1}" for j in range(shown)],
+               "basis": "prior"}
+    return {"data": None, "sliders": sliders, "map": None, "examples": None, "note": note}
+
+
+def _principal(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, principal directions (rows) and the codes' standard deviation along each."""
+    mean = codes.mean(0)
+    _, s, vt = np.linalg.svd(codes - mean, full_matrices=False)
+    return mean, vt, s / np.sqrt(max(len(codes) - 1, 1))
+
+
+def _sliders(codes: np.ndarray) -> dict:
+    d = codes.shape[1]
+    if d <= MAX_SLIDERS:  # one slider per dimension, from its own mean and spread
+        mean, sd = codes.mean(0), codes.std(0)
+        sd = np.maximum(sd, max(sd.max(), 1e-3) * 0.05)  # a collapsed dimension still gets a usable range
+        return {"origin": [0.0] * d, "directions": np.eye(d).tolist(), "start": mean.tolist(),
+                "low": (mean - SPAN * sd).tolist(), "high": (mean + SPAN * sd).tolist(),
+                "names": [f"z{j + 1}" for j in range(d)], "basis": "dimensions"}
+    mean, vt, sd = _principal(codes)
+    k = min(MAX_SLIDERS, len(sd))
+    sd = np.maximum(sd[:k], 1e-6)
+    share = sd ** 2 / max(float((codes.var(0, ddof=1)).sum()), 1e-12)
+    return {"origin": mean.tolist(), "directions": vt[:k].tolist(), "start": [0.0] * k,
+            "low": (-SPAN * sd).tolist(), "high": (SPAN * sd).tolist(),
+            "names": [f"PC{j + 1} ({100 * share[j]:.0f}%)" for j in range(k)], "basis": "principal"}
+
+
+def _map(codes: np.ndarray, labels: np.ndarray | None) -> dict:
+    n, d = codes.shape
+    if d <= 2:  # the code itself (a 1-D code on a line)
+        origin, axes = np.zeros(d), np.eye(2, d)
+        names = ["z1", "z2"] if d == 2 else ["z1", ""]
+    else:
+        origin, vt, _ = _principal(codes)
+        axes = vt[:2] if len(vt) >= 2 else np.eye(2, d)
+        names = ["PC1", "PC2"]
+    points = (codes - origin) @ axes.T
+    return {"points": np.round(points, 4).tolist(), "labels": None if labels is None else labels.tolist(),
+            "origin": origin.tolist(), "axes": axes.tolist(), "names": names}

@@ -1,0 +1,307 @@
+"""The explorer page of vaekit serve: what its sliders and map are built on (/space), the page
+served whole from the package, and the page driven in a real headless Chromium against a real
+uvicorn server: a slider moves the decoded image, a click on the map decodes that point, two
+picked examples are interpolated, and a CSV uploaded to a detector shows its scores.
+
+Without Playwright or a Chromium the browser tests say so and skip; CI sets
+VAEKIT_REQUIRE_BROWSER=1 (``.ci/run`` installs Debian's chromium), where they fail instead."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+import httpx  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+import vaekit  # noqa: E402
+from helpers import TINY, live_server, make_blobs  # noqa: E402
+from vaekit.explorer import MAX_SLIDERS  # noqa: E402
+from vaekit.serve import create_app  # noqa: E402
+
+# As root in a container, with the machine's network closed: no sandbox, no background traffic.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+OUTLIERS = [10, 25, 40]  # rows of the scored CSV planted far from the fitted data
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("explorer")
+    x, y = make_blobs()
+    np.savez(tmp / "blobs.npz", X=x, y=y)
+    # long enough that the three shapes (bar, column, square) lie apart in the code (15 epochs: not yet)
+    vaekit.train(str(tmp / "blobs.npz"), out=tmp / "vae", **{**TINY, "epochs": 40})
+    vaekit.train(str(tmp / "blobs.npz"), out=tmp / "wide", **{**TINY, "latent_dim": 20, "epochs": 2})
+    vaekit.train(x, out=tmp / "array", **{**TINY, "epochs": 1})  # an in-memory array: no data to map
+    rng = np.random.default_rng(0)
+    columns = ["a", "b", "c", "d"]
+    table = rng.normal(size=(300, 4))
+    np.savetxt(tmp / "table.csv", table, delimiter=",", header=",".join(columns), comments="", fmt="%.5f")
+    vaekit.train(str(tmp / "table.csv"), out=tmp / "tab", **{**TINY, "epochs": 2})
+    vaekit.AnomalyDetector(epochs=20, random_state=0).fit(table).save(tmp / "det")
+    scored = rng.normal(size=(60, 4))
+    scored[OUTLIERS] = 8.0
+    np.savetxt(tmp / "scored.csv", scored, delimiter=",", header=",".join(columns), comments="", fmt="%.5f")
+    return {"tmp": tmp, "images": x.astype(np.float32) / 255, "labels": y}
+
+
+# -- what the page is built on (no browser) -----------------------------------------------------------
+def test_the_page_comes_whole_from_the_server_with_nothing_from_elsewhere(folders):
+    client = TestClient(create_app(folders["tmp"] / "vae"))
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]  # the browser loads nothing else
+    linked = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert linked == ["static/explorer.css", "static/explorer.js"]
+    for name, kind in (("explorer.js", "text/javascript"), ("explorer.css", "text/css")):
+        asset = client.get(f"/static/{name}")
+        assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind)
+        assert not re.search(r"https?://", asset.text)  # no CDN, no fonts from the web: it works offline
+    assert client.get("/static/serve.py").json()["error"].startswith("no file 'serve.py'")
+    assert client.get("/static/..%2Fserve.py").status_code == 404
+    assert client.get("/favicon.ico").status_code == 204
+
+
+def test_sliders_and_map_span_the_codes_of_the_runs_own_data(folders):
+    run = vaekit.load(folders["tmp"] / "vae")
+    space = TestClient(create_app(folders["tmp"] / "vae")).get("/space").json()
+    codes = run.encode(folders["images"])  # all 240 samples: fewer than the map holds
+    sliders = space["sliders"]
+    assert sliders["basis"] == "dimensions" and sliders["names"] == ["z1", "z2", "z3", "z4"]
+    np.testing.assert_allclose(sliders["start"], codes.mean(0), atol=1e-4)  # the sliders start at the mean code
+    assert np.all(np.asarray(sliders["low"]) < codes.mean(0)) and np.all(codes.mean(0) < np.asarray(sliders["high"]))
+    # the map: the codes on their first two principal components; a point decodes as origin + p @ axes
+    m = space["map"]
+    points, origin, axes = np.asarray(m["points"]), np.asarray(m["origin"]), np.asarray(m["axes"])
+    assert points.shape == (240, 2) and m["labels"] == folders["labels"].tolist()
+    np.testing.assert_allclose(axes @ axes.T, np.eye(2), atol=1e-6)
+    np.testing.assert_allclose(points, (codes - codes.mean(0)) @ axes.T, atol=1e-3)
+    centred = codes - codes.mean(0)
+    top = np.linalg.svd(centred, compute_uv=False)[:2] ** 2 / (len(codes) - 1)
+    np.testing.assert_allclose(points.var(0, ddof=1), top, rtol=1e-3)  # the plane of greatest spread
+    # examples to interpolate between are samples of the data, in its own layout
+    examples = np.asarray(space["examples"]["inputs"])
+    assert examples.shape == (16, 8, 8)
+    picks = [int(np.argmin(np.abs(folders["images"] - e).sum((1, 2)))) for e in examples]
+    np.testing.assert_allclose(examples, folders["images"][picks], atol=1e-4)
+    assert space["examples"]["labels"] == folders["labels"][picks].tolist()
+
+
+def test_a_wide_code_gets_sliders_along_its_principal_directions(folders):
+    run = vaekit.load(folders["tmp"] / "wide")
+    sliders = TestClient(create_app(folders["tmp"] / "wide")).get("/space").json()["sliders"]
+    directions = np.asarray(sliders["directions"])
+    assert sliders["basis"] == "principal" and directions.shape == (MAX_SLIDERS, 20)
+    np.testing.assert_allclose(directions @ directions.T, np.eye(MAX_SLIDERS), atol=1e-6)
+    spread = np.asarray(sliders["high"])
+    assert np.all(np.diff(spread) <= 1e-9) and np.allclose(sliders["low"], -spread)  # largest spread first
+    codes = run.encode(np.load(folders["tmp"] / "blobs.npz")["X"])
+    np.testing.assert_allclose(sliders["origin"], codes.mean(0), atol=1e-4)  # every slider at 0 is the mean code
+    shares = [int(re.search(r"\((\d+)%\)", name).group(1)) for name in sliders["names"]]
+    assert shares == sorted(shares, reverse=True) and sum(shares) <= 101
+
+
+def test_without_data_to_read_a_vae_still_gets_sliders_across_its_prior(folders, tmp_path):
+    space = TestClient(create_app(folders["tmp"] / "array")).get("/space").json()
+    assert space["map"] is None and "in-memory array" in space["note"] and "--data" in space["note"]
+    assert space["sliders"]["basis"] == "prior" and space["sliders"]["low"] == [-3.0] * 4
+    # --data chooses what is mapped; data the model cannot take says why
+    np.save(tmp_path / "other.npy", np.zeros((5, 3, 3), np.uint8))
+    note = TestClient(create_app(folders["tmp"] / "vae", data=str(tmp_path / "other.npy"))).get("/space").json()
+    assert note["map"] is None and "8x8" in note["note"]
+    # a detector has no latent space to explore, and takes no --data
+    assert TestClient(create_app(folders["tmp"] / "det")).get("/space").status_code == 404
+    with pytest.raises(vaekit.VaekitError, match="data"):
+        create_app(folders["tmp"] / "det", data=str(tmp_path / "other.npy"))
+
+
+def test_with_an_api_key_the_page_loads_but_the_model_answers_only_with_the_key(folders):
+    client = TestClient(create_app(folders["tmp"] / "vae", api_key="s3cret"))
+    assert client.get("/").status_code == 200 and client.get("/static/explorer.js").status_code == 200
+    assert client.get("/space").status_code == 401
+    assert client.get("/space", headers={"X-API-Key": "s3cret"}).status_code == 200
+
+
+# -- the page in a real browser ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    why, path = None, os.environ.get("VAEKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        why = "Playwright is not installed (pip install -e '.[test]')"
+    if why is None and path is None:
+        why = "no Chromium here (apt-get install chromium, or set VAEKIT_CHROMIUM to its path)"
+    if why:
+        if os.environ.get("VAEKIT_REQUIRE_BROWSER"):
+            pytest.fail(f"the browser tests must run here, but {why}")
+        pytest.skip(why)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """Opens the explorer of a live server; the test fails on any script error of the page."""
+    pages, errors = [], []
+
+    def opener(url):
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+        pages.append(page)
+        return page
+
+    yield opener
+    for page in pages:
+        page.close()
+    assert not errors, errors
+
+
+def renders(page, element: str, at_least: int) -> None:
+    """Waits until ``element`` has shown at least ``at_least`` outputs."""
+    page.wait_for_function("([id, n]) => Number(document.getElementById(id).dataset.renders || 0) >= n",
+                           arg=[element, at_least], timeout=30_000)
+
+
+def shown_image(page, element: str, cells: int = 1) -> np.ndarray:
+    """The pictures an element shows, read back from the browser as (cells, 8, 8) gray values in
+    [0, 1] (the server's grid: 2 px padding, each 8x8 image enlarged 4x)."""
+    pixels = page.evaluate(f"""() => {{
+        const img = document.querySelector('#{element} img');
+        const c = document.createElement('canvas');
+        [c.width, c.height] = [img.naturalWidth, img.naturalHeight];
+        const ctx = c.getContext('2d');
+        ctx.drawImage(img, 0, 0);
+        return Array.from(ctx.getImageData(0, 0, c.width, c.height).data);
+    }}""")
+    width = 2 + cells * 34
+    gray = np.asarray(pixels, np.float64).reshape(-1, width, 4)[..., 0] / 255
+    return np.stack([gray[2:34:4, 2 + 34 * k:34 + 34 * k:4] for k in range(cells)])
+
+
+def test_moving_a_slider_changes_the_decoded_image(folders, open_page):
+    run = vaekit.load(folders["tmp"] / "vae")
+    with live_server(create_app(folders["tmp"] / "vae")) as url:
+        page = open_page(url)
+        renders(page, "decoded", 1)
+        space = httpx.get(url + "/space").json()
+        start = shown_image(page, "decoded")[0]
+        np.testing.assert_allclose(start, run.decode([space["sliders"]["start"]])[0], atol=0.01)
+        high = np.asarray(space["sliders"]["high"])
+        k = int(np.argmax(high - space["sliders"]["low"]))  # the dimension the codes use most
+        page.locator("#sliders input").nth(k).focus()
+        page.keyboard.press("End")  # as a user does: the slider to its far end
+        renders(page, "decoded", 2)
+        moved = shown_image(page, "decoded")[0]
+        value = float(page.locator("#sliders input").nth(k).input_value())
+        assert abs(value - high[k]) < (high[k] - space["sliders"]["low"][k]) / 100  # at the end of its range
+        assert page.locator("#sliders output").nth(k).text_content() == f"{value:.2f}"
+        code = np.asarray(space["sliders"]["start"])
+        code[k] = value
+        np.testing.assert_allclose(moved, run.decode([code])[0], atol=0.01)  # exactly that code, decoded
+        assert np.abs(moved - start).max() > 0.1
+        page.locator("#reset").click()
+        renders(page, "decoded", 3)
+        np.testing.assert_allclose(shown_image(page, "decoded")[0], start, atol=0.01)
+
+
+def test_a_click_on_the_map_decodes_the_code_at_that_point(folders, open_page):
+    images, labels = folders["images"], folders["labels"]
+    with live_server(create_app(folders["tmp"] / "vae")) as url:
+        page = open_page(url)
+        m = httpx.get(url + "/space").json()["map"]
+        points = np.asarray(m["points"])
+        canvas = page.locator("#map").bounding_box()
+        lo, hi = points.min(0), points.max(0)
+        for shape in range(3):  # click where each shape's codes lie: that shape comes back
+            target = np.median(points[labels == shape], 0)
+            x = 16 + (target[0] - lo[0]) / (hi[0] - lo[0]) * (canvas["width"] - 32)
+            y = canvas["height"] - 16 - (target[1] - lo[1]) / (hi[1] - lo[1]) * (canvas["height"] - 32)
+            page.locator("#map").click(position={"x": x, "y": y})
+            renders(page, "map-decoded", shape + 1)
+            decoded = shown_image(page, "map-decoded")[0]
+            means = np.stack([images[labels == k].mean(0) for k in range(3)])
+            assert np.argmin(((means - decoded) ** 2).sum((1, 2))) == shape
+            said = page.locator("#map-code").text_content()
+            shown = [float(v) for v in re.findall(r"PC\d (-?[\d.e-]+)", said)]
+            np.testing.assert_allclose(shown, target, atol=0.05 * (hi - lo).max())
+
+
+def test_two_picked_examples_are_interpolated_and_samples_follow_the_temperature(folders, open_page):
+    run = vaekit.load(folders["tmp"] / "vae")
+    with live_server(create_app(folders["tmp"] / "vae")) as url:
+        page = open_page(url)
+        examples = httpx.get(url + "/space").json()["examples"]["inputs"]
+        page.locator("#examples button").nth(0).click()
+        page.locator("#examples button").nth(5).click()
+        renders(page, "interpolation", 1)
+        path = shown_image(page, "interpolation", cells=10)
+        codes = run.encode(np.asarray(examples, np.float32)[[0, 5]])
+        ends = run.decode(codes)
+        np.testing.assert_allclose(path[[0, -1]], ends, atol=0.01)  # from A's code to B's
+        page.locator("#steps").fill("4")
+        page.locator("#steps").dispatch_event("change")
+        renders(page, "interpolation", 2)
+        assert page.evaluate("document.querySelector('#interpolation img').naturalWidth") == 2 + 4 * 34
+        # samples: a new draw, and a lower temperature stays nearer the prior's centre
+        renders(page, "samples", 1)
+        first = page.locator("#samples img").screenshot()
+        page.locator("#resample").click()
+        renders(page, "samples", 2)
+        assert page.locator("#samples img").screenshot() != first
+        page.locator("#temperature").fill("0.1")
+        renders(page, "samples", 3)
+        cold = shown_image(page, "samples", cells=8)
+        np.testing.assert_allclose(cold, run.sample(32, seed=1, temperature=0.1)[:8], atol=0.01)
+
+
+def test_a_table_run_shows_decoded_rows_in_its_columns(folders, open_page):
+    with live_server(create_app(folders["tmp"] / "tab")) as url:
+        page = open_page(url)
+        renders(page, "decoded", 1)
+        assert page.locator("#decoded th").all_text_contents() == ["a", "b", "c", "d"]
+        before = page.locator("#decoded td").all_text_contents()
+        page.locator("#sliders input").first.focus()
+        page.keyboard.press("Home")
+        renders(page, "decoded", 2)
+        assert page.locator("#decoded td").all_text_contents() != before
+        assert page.locator("#upload-pair").is_hidden()  # no image upload for a table
+
+
+def test_a_csv_uploaded_to_a_detector_shows_scores_threshold_and_the_planted_outliers(folders, open_page):
+    with live_server(create_app(folders["tmp"] / "det")) as url:
+        page = open_page(url)
+        assert "a CSV table with the 4 columns" in page.locator("#detector-hint").text_content()
+        page.locator("#score-files").set_input_files(str(folders["tmp"] / "scored.csv"))
+        page.wait_for_selector("#top tr[data-index]")
+        assert page.locator("#score-summary").text_content().startswith("60 inputs scored; ")
+        assert page.locator("#histogram").is_visible()
+        ranked = [int(i) for i in page.locator("#top tr[data-index]").evaluate_all("rows => rows.map(r => r.dataset.index)")]
+        assert sorted(ranked[:3]) == OUTLIERS  # the most anomalous rows are the planted ones
+        assert page.locator("#top tr[data-index]").first.locator("td").nth(4).text_content() == "8.00000"
+        # a table of the wrong width: the server's one line, and the page goes on
+        (folders["tmp"] / "narrow.csv").write_text("a,b\n1,2\n")
+        page.locator("#score-files").set_input_files(str(folders["tmp"] / "narrow.csv"))
+        page.wait_for_selector("#message:not([hidden])")
+        assert "each input must have shape [4]" in page.locator("#message").text_content()
+
+
+def test_a_server_with_a_key_asks_for_it_and_then_works(folders, open_page):
+    with live_server(create_app(folders["tmp"] / "vae", api_key="s3cret")) as url:
+        page = open_page(url)
+        assert page.locator("#key-form").is_visible() and "API key" in page.locator("#message").text_content()
+        page.locator("#key").fill("s3cret")
+        page.locator("#key-form button").click()
+        renders(page, "decoded", 1)
+        assert page.locator("#summary").text_content().startswith("vae: a vae with a 4-dimensional code")
