@@ -7,6 +7,7 @@ Without Playwright or a Chromium the browser tests say so and skip; CI sets
 VAEKIT_REQUIRE_BROWSER=1 (``.ci/run`` installs Debian's chromium), where they fail instead."""
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ pytest.importorskip("httpx")
 
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import vaekit  # noqa: E402
 from helpers import TINY, live_server, make_blobs  # noqa: E402
@@ -46,6 +48,7 @@ def folders(tmp_path_factory):
     np.savetxt(tmp / "table.csv", table, delimiter=",", header=",".join(columns), comments="", fmt="%.5f")
     vaekit.train(str(tmp / "table.csv"), out=tmp / "tab", **{**TINY, "epochs": 2})
     vaekit.AnomalyDetector(epochs=20, random_state=0).fit(table).save(tmp / "det")
+    vaekit.AnomalyDetector(epochs=20, random_state=0).fit(x.astype(np.float32) / 255).save(tmp / "det-images")
     scored = rng.normal(size=(60, 4))
     scored[OUTLIERS] = 8.0
     np.savetxt(tmp / "scored.csv", scored, delimiter=",", header=",".join(columns), comments="", fmt="%.5f")
@@ -82,7 +85,8 @@ def test_sliders_and_map_span_the_codes_of_the_runs_own_data(folders):
     points, origin, axes = np.asarray(m["points"]), np.asarray(m["origin"]), np.asarray(m["axes"])
     assert points.shape == (240, 2) and m["labels"] == folders["labels"].tolist()
     np.testing.assert_allclose(axes @ axes.T, np.eye(2), atol=1e-6)
-    np.testing.assert_allclose(points, (codes - codes.mean(0)) @ axes.T, atol=1e-3)
+    np.testing.assert_allclose(origin, codes.mean(0), atol=1e-4)
+    np.testing.assert_allclose(points, (codes - origin) @ axes.T, atol=1e-3)
     centred = codes - codes.mean(0)
     top = np.linalg.svd(centred, compute_uv=False)[:2] ** 2 / (len(codes) - 1)
     np.testing.assert_allclose(points.var(0, ddof=1), top, rtol=1e-3)  # the plane of greatest spread
@@ -287,7 +291,7 @@ def test_a_csv_uploaded_to_a_detector_shows_scores_threshold_and_the_planted_out
         page.wait_for_selector("#top tr[data-index]")
         assert page.locator("#score-summary").text_content().startswith("60 inputs scored; ")
         assert page.locator("#histogram").is_visible()
-        ranked = [int(i) for i in page.locator("#top tr[data-index]").evaluate_all("rows => rows.map(r => r.dataset.index)")]
+        ranked = page.locator("#top tr[data-index]").evaluate_all("rows => rows.map(r => Number(r.dataset.index))")
         assert sorted(ranked[:3]) == OUTLIERS  # the most anomalous rows are the planted ones
         assert page.locator("#top tr[data-index]").first.locator("td").nth(4).text_content() == "8.00000"
         # a table of the wrong width: the server's one line, and the page goes on
@@ -305,3 +309,38 @@ def test_a_server_with_a_key_asks_for_it_and_then_works(folders, open_page):
         page.locator("#key-form button").click()
         renders(page, "decoded", 1)
         assert page.locator("#summary").text_content().startswith("vae: a vae with a 4-dimensional code")
+
+
+def save_png(path, image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+    return str(path)
+
+
+def test_two_uploaded_images_are_interpolated(folders, open_page, tmp_path):
+    run, images = vaekit.load(folders["tmp"] / "vae"), folders["images"]
+    files = [save_png(tmp_path / f"{i}.png", images[i]) for i in (3, 7)]
+    with live_server(create_app(folders["tmp"] / "vae")) as url:
+        page = open_page(url)
+        page.locator("#pair-files").set_input_files(files)
+        renders(page, "interpolation", 1)
+        path = shown_image(page, "interpolation", cells=10)
+        np.testing.assert_allclose(path[[0, -1]], run.reconstruct(images[[3, 7]]), atol=0.02)
+        page.locator("#pair-files").set_input_files(files[:1])  # one image is not a pair: said, not sent
+        assert "exactly two images" in page.locator("#message").text_content()
+
+
+def test_images_uploaded_to_a_detector_show_the_odd_one_first(folders, open_page, tmp_path):
+    images = folders["images"]
+    odd = 1 - images[0]  # a negative: nothing like the fitted shapes
+    files = [save_png(tmp_path / f"{i}.png", images[i]) for i in range(5)] + [save_png(tmp_path / "odd.png", odd)]
+    with live_server(create_app(folders["tmp"] / "det-images")) as url:
+        page = open_page(url)
+        assert "PNG images of 8x8 pixels" in page.locator("#detector-hint").text_content()
+        page.locator("#score-files").set_input_files(files)
+        page.wait_for_selector("#top tr[data-index]")
+        first = page.locator("#top tr[data-index]").first
+        assert [first.locator("td").nth(k).text_content() for k in (1, 3)] == ["odd.png", "yes"]
+        assert first.locator("img").evaluate("img => img.complete && img.naturalWidth") == 8  # the upload itself
+        assert page.locator("#score-summary").text_content().startswith("6 inputs scored; ")
