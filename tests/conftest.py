@@ -27,3 +27,30 @@ def blobs_npz(tmp_path, blobs):
     path = tmp_path / "blobs.npz"
     np.savez(path, X=blobs[0], y=blobs[1])
     return path
+
+
+@pytest.fixture(scope="session")
+def session_blobs_npz(tmp_path_factory):
+    """The blobs as an .npz that lives for the whole session: the data of the runs trained once."""
+    path = tmp_path_factory.mktemp("session-data") / "blobs.npz"
+    x, y = make_blobs()
+    np.savez(path, X=x, y=y)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory, session_blobs_npz):
+    """Trains each kind of tiny run once per session (``trained_once(name, *argv)``, argv as
+    for ``vaekit train`` after --data and --out); tests get copies (helpers.copy_run)."""
+    from vaekit.cli import main
+
+    folders = {}
+
+    def train(name: str, *argv: str):
+        if name not in folders:
+            out = tmp_path_factory.mktemp("trained-once") / name
+            assert main(["train", "--data", str(session_blobs_npz), "--out", str(out), *argv]) == 0
+            folders[name] = out
+        return folders[name]
+
+    return train

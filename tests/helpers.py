@@ -74,3 +74,11 @@ def live_server(app):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def copy_run(folder, to):
+    """A test's own copy of a run trained once (conftest's trained_once), to change as it likes."""
+    import shutil
+
+    shutil.copytree(folder, to)
+    return to

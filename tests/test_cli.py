@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 
 import vaekit
-from helpers import TINY_ARGS, vaekit_cli
+from helpers import TINY_ARGS, copy_run, vaekit_cli
 from vaekit.cli import main
 
 
 @pytest.fixture
-def trained(tmp_path, blobs_npz):
-    out = tmp_path / "run"
-    assert main(["train", "--data", str(blobs_npz), "--out", str(out), *TINY_ARGS]) == 0
-    return out
+def trained(trained_once, tmp_path):
+    return copy_run(trained_once("cli", *TINY_ARGS), tmp_path / "run")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["evaluate", "--help"],

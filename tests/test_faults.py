@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import vaekit
+from helpers import copy_run
 from vaekit.cli import main
 
 TINY_ARGS = ["--hidden-dims", "32", "--latent-dim", "4", "--batch-size", "32", "--quiet", "--no-report"]
@@ -33,10 +34,8 @@ def epochs(run: Path) -> list[int]:
 
 
 @pytest.fixture
-def run(tmp_path, blobs_npz):
-    out = tmp_path / "run"
-    assert main(["train", "--data", str(blobs_npz), "--out", str(out), "--epochs", "2", *TINY_ARGS]) == 0
-    return out
+def run(trained_once, tmp_path):
+    return copy_run(trained_once("faults", "--epochs", "2", *TINY_ARGS), tmp_path / "run")
 
 
 def write_inputs(folder: Path, blobs) -> dict:

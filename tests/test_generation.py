@@ -6,14 +6,14 @@ import pytest
 from PIL import Image
 
 import vaekit
-from helpers import TINY
+from helpers import TINY, TINY_ARGS, copy_run
 from vaekit import VaekitError
 from vaekit.cli import main
 
 
 @pytest.fixture
-def run(tmp_path, blobs_npz):
-    return vaekit.train(str(blobs_npz), out=tmp_path / "run", **{**TINY, "latent_dim": 2, "epochs": 6})
+def run(trained_once, tmp_path):
+    return vaekit.load(copy_run(trained_once("2d", *TINY_ARGS, "--latent-dim", "2", "--epochs", "6"), tmp_path / "run"))
 
 
 @pytest.mark.parametrize("method", ["lerp", "slerp"])
