@@ -42,6 +42,7 @@ def folders(tmp_path_factory):
     vaekit.train(str(tmp / "blobs.npz"), out=tmp / "vae", **{**TINY, "epochs": 40})
     vaekit.train(str(tmp / "blobs.npz"), out=tmp / "wide", **{**TINY, "latent_dim": 20, "epochs": 2})
     vaekit.train(x, out=tmp / "array", **{**TINY, "epochs": 1})  # an in-memory array: no data to map
+    vaekit.train(str(tmp / "blobs.npz"), out=tmp / "ae", **{**TINY, "model": "ae", "epochs": 1})
     rng = np.random.default_rng(0)
     columns = ["a", "b", "c", "d"]
     table = rng.normal(size=(300, 4))
@@ -51,7 +52,8 @@ def folders(tmp_path_factory):
     vaekit.AnomalyDetector(epochs=20, random_state=0).fit(x.astype(np.float32) / 255).save(tmp / "det-images")
     scored = rng.normal(size=(60, 4))
     scored[OUTLIERS] = 8.0
-    np.savetxt(tmp / "scored.csv", scored, delimiter=",", header=",".join(columns), comments="", fmt="%.5f")
+    # a quoted header with a comma in it: the page shows each value under its own column
+    np.savetxt(tmp / "scored.csv", scored, delimiter=",", header='"a,1",b,c,d', comments="", fmt="%.5f")
     return {"tmp": tmp, "images": x.astype(np.float32) / 255, "labels": y}
 
 
@@ -116,10 +118,17 @@ def test_without_data_to_read_a_vae_still_gets_sliders_across_its_prior(folders,
     space = TestClient(create_app(folders["tmp"] / "array")).get("/space").json()
     assert space["map"] is None and "in-memory array" in space["note"] and "--data" in space["note"]
     assert space["sliders"]["basis"] == "prior" and space["sliders"]["low"] == [-3.0] * 4
-    # --data chooses what is mapped; data the model cannot take says why
+    # the run's own data moved away: the page says so
+    moved = tmp_path / "moved"
+    shutil.copytree(folders["tmp"] / "vae", moved)
+    config = (moved / "config.json").read_text().replace(str(folders["tmp"] / "blobs.npz"), str(tmp_path / "gone.npz"))
+    (moved / "config.json").write_text(config)
+    space = TestClient(create_app(moved)).get("/space").json()
+    assert space["map"] is None and "gone.npz" in space["note"] and space["sliders"]["basis"] == "prior"
+    # --data chooses what is mapped; data the model cannot take stops the server at its start
     np.save(tmp_path / "other.npy", np.zeros((5, 3, 3), np.uint8))
-    note = TestClient(create_app(folders["tmp"] / "vae", data=str(tmp_path / "other.npy"))).get("/space").json()
-    assert note["map"] is None and "8x8" in note["note"]
+    with pytest.raises(vaekit.VaekitError, match="8x8"):
+        create_app(folders["tmp"] / "vae", data=str(tmp_path / "other.npy"))
     # a detector has no latent space to explore, and takes no --data
     assert TestClient(create_app(folders["tmp"] / "det")).get("/space").status_code == 404
     with pytest.raises(vaekit.VaekitError, match="data"):
@@ -129,8 +138,20 @@ def test_without_data_to_read_a_vae_still_gets_sliders_across_its_prior(folders,
 def test_with_an_api_key_the_page_loads_but_the_model_answers_only_with_the_key(folders):
     client = TestClient(create_app(folders["tmp"] / "vae", api_key="s3cret"))
     assert client.get("/").status_code == 200 and client.get("/static/explorer.js").status_code == 200
-    assert client.get("/space").status_code == 401
+    assert "frame-ancestors 'none'" in client.get("/").headers["content-security-policy"]
+    assert client.get("/space").json()["error"].startswith("this server needs its API key")
+    assert client.get("/space", headers={"X-API-Key": "guess"}).json()["error"].startswith("wrong API key")
     assert client.get("/space", headers={"X-API-Key": "s3cret"}).status_code == 200
+
+
+def test_data_chosen_for_the_map_that_does_not_fit_stops_the_server_at_once(folders, tmp_path):
+    np.save(tmp_path / "unlabelled.npy", np.zeros((20, 8, 8), np.uint8))
+    vaekit.train(str(folders["tmp"] / "blobs.npz"), out=tmp_path / "cvae", **{**TINY, "model": "cvae", "epochs": 1})
+    with pytest.raises(vaekit.VaekitError, match="has no labels"):
+        create_app(tmp_path / "cvae", data=str(tmp_path / "unlabelled.npy"))
+    np.save(tmp_path / "one.npy", np.zeros((1, 8, 8), np.uint8))
+    with pytest.raises(vaekit.VaekitError, match="at least 2"):
+        create_app(folders["tmp"] / "vae", data=str(tmp_path / "one.npy"))
 
 
 # -- the page in a real browser ---------------------------------------------------------------------
@@ -289,16 +310,21 @@ def test_a_csv_uploaded_to_a_detector_shows_scores_threshold_and_the_planted_out
         assert "a CSV table with the 4 columns" in page.locator("#detector-hint").text_content()
         page.locator("#score-files").set_input_files(str(folders["tmp"] / "scored.csv"))
         page.wait_for_selector("#top tr[data-index]")
-        assert page.locator("#score-summary").text_content().startswith("60 inputs scored; ")
+        assert page.locator("#score-summary").text_content().startswith("scored.csv: 60 inputs scored; ")
         assert page.locator("#histogram").is_visible()
         ranked = page.locator("#top tr[data-index]").evaluate_all("rows => rows.map(r => Number(r.dataset.index))")
         assert sorted(ranked[:3]) == OUTLIERS  # the most anomalous rows are the planted ones
+        assert page.locator("#top th").nth(4).text_content() == "a,1"
         assert page.locator("#top tr[data-index]").first.locator("td").nth(4).text_content() == "8.00000"
-        # a table of the wrong width: the server's one line, and the page goes on
+        # a table of the wrong width: the server's one line, and the results of the last file go
         (folders["tmp"] / "narrow.csv").write_text("a,b\n1,2\n")
         page.locator("#score-files").set_input_files(str(folders["tmp"] / "narrow.csv"))
         page.wait_for_selector("#message:not([hidden])")
         assert "each input must have shape [4]" in page.locator("#message").text_content()
+        assert page.locator("#top tr").count() == 0 and page.locator("#histogram").is_hidden()
+        page.locator("#score-files").set_input_files(str(folders["tmp"] / "scored.csv"))  # and the page goes on
+        page.wait_for_selector("#top tr[data-index]")
+        assert page.locator("#message").is_hidden()
 
 
 def test_a_server_with_a_key_asks_for_it_and_then_works(folders, open_page):
@@ -343,4 +369,14 @@ def test_images_uploaded_to_a_detector_show_the_odd_one_first(folders, open_page
         first = page.locator("#top tr[data-index]").first
         assert [first.locator("td").nth(k).text_content() for k in (1, 3)] == ["odd.png", "yes"]
         assert first.locator("img").evaluate("img => img.complete && img.naturalWidth") == 8  # the upload itself
-        assert page.locator("#score-summary").text_content().startswith("6 inputs scored; ")
+        assert page.locator("#score-summary").text_content().startswith("6 files: 6 inputs scored; ")
+
+
+def test_an_autoencoder_offers_no_samples_but_everything_else(folders, open_page):
+    with live_server(create_app(folders["tmp"] / "ae")) as url:
+        page = open_page(url)
+        renders(page, "decoded", 1)
+        assert page.locator("#summary").text_content().startswith("ae: an ae with a 4-dimensional code")
+        assert "no prior" in page.locator("#samples-hint").text_content()
+        assert page.locator("#resample").is_hidden() and page.locator("#temperature").is_hidden()
+        assert page.locator("#map").is_visible() and page.locator("#examples button").count() == 16

@@ -87,6 +87,10 @@ def test_a_conditional_run_takes_labels(folders):
     assert np.asarray(client.get("/sample", params={"n": 3, "label": 2}).json()["samples"]).shape == (3, 8, 8)
     assert "needs a label for each input" in error_of(client.post("/encode", json={"inputs": x.tolist()}), 422)
     assert "not a class" in error_of(client.get("/sample", params={"label": 7}), 422)
+    # a grid of one class fills rows of 8; of all classes, a row per round of the 3 classes
+    for label, columns in ((2, 8), (None, 3)):
+        picture = client.get("/sample", params={"n": 16, "format": "png", **({"label": label} if label else {})})
+        assert Image.open(io.BytesIO(picture.content)).size[0] == 2 + columns * (32 + 2)
 
 
 def test_every_bad_request_is_a_clear_4xx_and_the_server_lives_on(folders, vae):
@@ -108,6 +112,7 @@ def test_every_bad_request_is_a_clear_4xx_and_the_server_lives_on(folders, vae):
     assert "label needs a conditional model" in error_of(vae.get("/sample", params={"label": 1}), 422)
     assert "n must be 1 to" in error_of(vae.get("/sample", params={"n": 0}), 422)
     assert "codes must be rows of 4" in error_of(vae.post("/decode", json={"codes": [[1, 2]]}), 422)
+    assert "overflow" in error_of(vae.post("/decode", json={"codes": [[1e300] * 4]}), 422)  # not a 500
     assert "exactly 2 inputs" in error_of(vae.post("/interpolate", json={"inputs": x[:1]}), 422)
     assert "steps" in error_of(vae.post("/interpolate", json={"inputs": x, "steps": 1}), 422)
     assert "/score is for an anomaly detector" in error_of(vae.post("/score", json={"inputs": x}), 404)
@@ -189,3 +194,26 @@ def test_a_real_server_on_loopback_batches_concurrent_clients(folders, capsys):
         server.terminate()
         out, _ = server.communicate(timeout=30)
     assert f"at http://127.0.0.1:{port}" in out
+
+
+def test_a_detector_checks_column_names_and_ranks_a_row_whose_score_overflows_first(folders, tmp_path):
+    from vaekit.data import load_dataset
+
+    rows = folders["table"]
+    body = "\n".join(",".join(f"{v:.6f}" for v in r) for r in rows[:5]) + "\n"
+    (tmp_path / "named.csv").write_text("a,b,c,d\n" + body)
+    vaekit.AnomalyDetector(epochs=3, random_state=0).fit(load_dataset(str(tmp_path / "named.csv"))).save(
+        tmp_path / "det")
+    client = TestClient(create_app(tmp_path / "det"))
+
+    def upload(*files):
+        return client.post("/score", files=[("file", (name, text.encode(), "text/csv")) for name, text in files])
+
+    assert upload(("same.csv", "a,b,c,d\n" + body)).status_code == 200
+    assert upload(("no-header.txt", body)).status_code == 200  # x0..x3 stand in for the names; any file name
+    assert "differ from the model's" in error_of(upload(("other.csv", "xa,xb,xc,xd\n" + body)), 422)
+    assert "as one CSV file" in error_of(upload(("1.csv", body), ("2.csv", body)), 422)
+    far = client.post("/score", json={"inputs": [[1e20, 0, 0, 0], *rows[:3].tolist()]})
+    assert far.status_code == 200, far.text
+    scores = far.json()["scores"]
+    assert np.isfinite(scores).all() and np.argmax(scores) == 0 and far.json()["labels"][0] == 1

@@ -30,24 +30,30 @@ SPAN = 3.0         # a slider reaches this many standard deviations either side 
 
 
 def latent_space(run, data=None, max_points: int = MAP_POINTS, seed: int = 0) -> dict:
-    """Sliders, map and examples for ``run`` over ``data`` (default: all of the run's own data,
-    its training and validation samples alike)."""
-    if data is None:
-        data = run.config.data.spec
-        if data == ARRAY_SPEC:
-            return _without_data(run, "the run was trained on an in-memory array, which its folder does not hold")
+    """Sliders, map and examples for ``run`` over ``data``: a spec or array, which must fit the
+    model (else a :class:`VaekitError` says why), or by default all of the run's own data,
+    its training and validation samples alike, which may be gone (then the page goes on
+    without a map, and says why)."""
+    if data is not None:
+        return _from_data(run, data, max_points, seed)
+    if run.config.data.spec == ARRAY_SPEC:
+        return _without_data(run, "the run was trained on an in-memory array, which its folder does not hold")
     try:
-        ds = run.dataset(data, lazy=run.config.data.storage == "stream")  # large data is read in part
+        return _from_data(run, run.config.data.spec, max_points, seed)
     except VaekitError as e:
         return _without_data(run, e.for_command_line())
     except OSError as e:
         return _without_data(run, str(e))
-    if len(ds) == 0:
-        return _without_data(run, f"{ds.name} holds no samples")
+
+
+def _from_data(run, data, max_points: int, seed: int) -> dict:
+    ds = run.dataset(data, lazy=run.config.data.storage == "stream")  # large data is read in part
+    if len(ds) < 2:
+        raise VaekitError(f"{ds.name} holds {len(ds)} sample(s); the explorer needs at least 2 to map")
     index = np.random.default_rng(seed).permutation(len(ds))[:max_points]
     index = torch.as_tensor(np.sort(index))
     x = ds.batch(index)
-    y = ds.labels(index, run.model)
+    y = ds.labels(index, run.model)  # a conditional model's encoder takes the class too
     with torch.no_grad():
         codes = run.model.codes(x.to(run.device), None if y is None else y.to(run.device))
     codes = codes.cpu().numpy().astype(np.float64)

@@ -162,6 +162,8 @@ class Service:
             cfg = self.run.config
             self.shape = tuple(cfg.model.input_shape)
             self.layout, self.columns = cfg.data.layout, cfg.data.columns
+            if data is not None:  # data chosen for the explorer must fit the model: said at start, not on the page
+                self.space()
             self.batchers = {"encode": Batcher(self._encode, **batching),
                              "reconstruct": Batcher(self._reconstruct, **batching)}
 
@@ -252,12 +254,17 @@ class Service:
         rows = []
         for name, blob in blobs:
             try:
-                im = Image.open(io.BytesIO(blob))
-                im.load()
-            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+                im = Image.open(io.BytesIO(blob))  # reads the header only: the size is known before decoding
+            except Image.DecompressionBombError:
+                raise ServeError(413, f"{name}: the image is far larger than the model's {w}x{h}") from None
+            except (UnidentifiedImageError, OSError, ValueError):
                 raise ServeError(415, f"{name}: not a PNG or JPEG image") from None
             if im.size != (w, h):
                 raise ServeError(422, f"{name}: the image is {im.size[0]}x{im.size[1]}, the model takes {w}x{h}")
+            try:
+                im.load()
+            except (OSError, ValueError):
+                raise ServeError(415, f"{name}: not a readable PNG or JPEG image (damaged?)") from None
             a = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.float64) / 255.0
             rows.append(a)
         return self._checked(np.stack(rows))
@@ -277,8 +284,8 @@ class Service:
                 ds = load_csv(path)
             except VaekitError as e:
                 raise ServeError(422, f"{name}: {str(e).removeprefix(str(path) + ': ')}") from None
-        if self.columns and ds.columns and list(ds.columns) != list(self.columns) and \
-                not all(c.startswith("x") for c in ds.columns):
+        unnamed = [f"x{j}" for j in range(len(ds.columns or []))]  # what a CSV without a header gets
+        if self.columns and ds.columns and list(ds.columns) != list(self.columns) and list(ds.columns) != unnamed:
             raise ServeError(422, f"{name}: columns {list(ds.columns)} differ from the model's {list(self.columns)}")
         y = None if ds.y is None else ds.y.numpy()
         return self._checked(ds.x.numpy().astype(np.float64)), y
@@ -293,9 +300,17 @@ class Service:
                                   "/decode, /reconstruct, /sample and /interpolate")
 
 
+def looks_like_image(blob: bytes) -> bool:
+    """Whether a file starts as a PNG or a JPEG does."""
+    return blob.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"))
+
+
 def plain(values) -> list:
-    """Numbers for JSON: six decimals, as Python floats (float32's noise digits left out)."""
-    return np.round(np.asarray(values, np.float64), 6).tolist()
+    """Numbers for JSON: six decimals, as Python floats (float32's noise digits left out); huge
+    ones as they are (rounding them would overflow)."""
+    values = np.asarray(values, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(np.abs(values) < 1e300, np.round(values, 6), values).tolist()
 
 
 def png(images: np.ndarray, layout: str, ncol: int | None = None) -> bytes:
@@ -309,7 +324,8 @@ def png(images: np.ndarray, layout: str, ncol: int | None = None) -> bytes:
 # The explorer page's files, in the package (vaekit/static), with their media types.
 ASSETS = {"explorer.js": "text/javascript", "explorer.css": "text/css"}
 # The page loads nothing from elsewhere: scripts, styles and pictures come from this server only.
-PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'"
+PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
+               "frame-ancestors 'none'")  # and no other site may frame it
 OPEN_PATHS = ("/", "/health", "/favicon.ico")  # served without an API key (no model output in them)
 
 
@@ -362,7 +378,9 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
         path = request.url.path
         if api_key and path not in OPEN_PATHS and not path.startswith("/static/") \
                 and request.headers.get("x-api-key") != api_key:
-            return error(401, "missing or wrong API key; send it in the X-API-Key header")
+            if request.headers.get("x-api-key") is None:
+                return error(401, "this server needs its API key; send it in the X-API-Key header")
+            return error(401, "wrong API key; send the key the server was started with (--api-key)")
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return error(413, f"the request body is over {MAX_BODY_BYTES >> 20} MB; send fewer inputs at a time")
@@ -391,8 +409,10 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
             files = [(f.filename or "upload", await f.read()) for f in form.getlist("file") if hasattr(f, "read")]
             if not files:
                 raise ServeError(422, "no file in the upload; send images or a CSV under the field name 'file'")
-            if len(files) == 1 and files[0][0].lower().endswith(".csv"):
-                return service.table(*files[0])
+            if service.layout == "tabular" and not looks_like_image(files[0][1]):
+                if len(files) > 1:
+                    raise ServeError(422, f"{len(files)} files sent; send the table as one CSV file")
+                return service.table(*files[0])  # whatever the file is called
             return service.images(files), None
         try:
             body = Rows.model_validate(await request.json())
@@ -415,7 +435,14 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
             raise ServeError(422, f"labels must be classes 0 to {model.n_classes - 1}")
         return y
 
+    def finite(outputs: np.ndarray) -> np.ndarray:
+        if not np.isfinite(outputs).all():
+            raise ServeError(422, "the outputs overflow (values too large for the model's numbers); send smaller "
+                                  "inputs, codes or temperature")
+        return outputs
+
     def respond(outputs: np.ndarray, key: str, fmt: str, ncol: int | None = None):
+        finite(outputs)
         if fmt == "png":
             if service.layout == "tabular":
                 raise ServeError(422, "format=png is for image models; this one outputs table rows")
@@ -453,7 +480,7 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
     async def encode(request: Request):
         service.needs_run("encode")
         x, y = await read_inputs(request)
-        return {"codes": plain(await service.batchers["encode"](x, class_labels(x, y)))}
+        return {"codes": plain(finite(await service.batchers["encode"](x, class_labels(x, y))))}
 
     @app.post("/reconstruct", summary="the model's reconstructions of the inputs")
     async def reconstruct(request: Request, format: str = "json"):
@@ -483,7 +510,8 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
             raise ServeError(422, f"temperature must be a positive number, got {temperature}")
         # Run checks the label and that the model has a prior (a VaekitError: 422)
         out = await asyncio.to_thread(service.run.sample, n, seed, temperature, label)
-        return respond(out, "samples", format, ncol=service.run.model.n_classes or None)
+        # with no label a conditional model draws each class in turn: a row per round of classes
+        return respond(out, "samples", format, ncol=(service.run.model.n_classes or None) if label is None else None)
 
     @app.post("/interpolate", summary="decoded points on the path between two inputs' codes")
     async def interpolate(body: Between, format: str = "json"):
@@ -509,7 +537,10 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
     async def score(request: Request):
         service.needs_detector()
         x, _ = await read_inputs(request)
-        scores = await service.batchers["score"](x, None)
+        # A row so far out that its score overflows is as anomalous as can be: JSON has no
+        # infinity, so it gets the largest number instead, which keeps the order.
+        scores = np.nan_to_num(np.asarray(await service.batchers["score"](x, None), np.float64),
+                               nan=np.finfo(np.float64).max)
         return {"scores": plain(scores), "labels": service.detector.flags(scores).tolist(),
                 "threshold": service.detector.threshold_}
 

@@ -31,8 +31,8 @@ def nonnegative_int(text: str) -> int:
     return _whole_number(text, 0, "0 or more")
 
 
-def add_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="a run folder written by vaekit train")
+def add_run(parser: argparse.ArgumentParser, help: str = "a run folder written by vaekit train") -> None:
+    parser.add_argument("run", metavar="RUN", help=help)
 
 
 def add_data(parser: argparse.ArgumentParser, required: bool = False, default_help: str = "") -> None:

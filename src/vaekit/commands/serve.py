@@ -1,5 +1,6 @@
-"""Serve a run or a detector over HTTP: an API (docs at /docs) with micro-batching, and the
-explorer page at /."""
+"""Serve a run or a detector over HTTP: an API with micro-batching, and the explorer page at /.
+
+The API's docs are at /docs."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,7 @@ from ._common import add_data, add_run, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_run(p)
+    add_run(p, help="a run folder (vaekit train) or a detector folder (vaekit detect fit)")
     add_data(p, default_help="; what the explorer page maps (default: all of the run's own data)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; any other needs --api-key "

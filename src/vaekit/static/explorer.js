@@ -97,7 +97,10 @@ function tableOf(rows, columns) {
     const tr = table.insertRow();
     row.slice(0, MAX_COLUMNS).forEach((v) => { tr.insertCell().textContent = fmt(v); });
   });
-  return table;
+  const box = document.createElement("div");
+  box.className = "scroll";
+  box.append(table);
+  return box;
 }
 
 // The outputs of `path` (GET, or POST of `body`) in element `target`: a PNG for an image model,
@@ -120,6 +123,7 @@ async function render(target, path, body) {
     element.replaceChildren(tableOf(out.outputs || out.samples, info.columns));
   }
   element.dataset.renders = String(Number(element.dataset.renders || 0) + 1);
+  say("");  // whatever went wrong before, this worked
 }
 
 // An image in the data's layout ((H, W) or (H, W, C), values in [0, 1]) drawn on a new canvas.
@@ -147,7 +151,9 @@ function drawArray(array) {
 // An uploaded picture as an array in the model's layout, scaled to the model's size.
 async function readImage(file) {
   const [channels, h, w] = info.input_shape;
-  const bitmap = await createImageBitmap(file);
+  const bitmap = await createImageBitmap(file).catch(() => {
+    throw new Error(`${file.name}: not an image this browser can read`);
+  });
   const canvas = document.createElement("canvas");
   canvas.width = w;
   canvas.height = h;
@@ -255,10 +261,14 @@ function buildSamples() {
 }
 
 const pair = { inputs: [], labels: [] };
-const showPath = latest(() => render("interpolation", "interpolate", {
-  inputs: pair.inputs, steps: Math.min(32, Math.max(2, Number($("steps").value) || 10)), method: $("method").value,
-  labels: info.classes ? pair.labels.map((y) => (y === null ? currentLabel() : y)) : null,
-}));
+const showPath = latest(async () => {
+  const count = steps();
+  if (count === null) return;
+  await render("interpolation", "interpolate", {
+    inputs: pair.inputs, steps: count, method: $("method").value,
+    labels: info.classes ? pair.labels.map((y) => (y === null ? currentLabel() : y)) : null,
+  });
+});
 
 function pick(button, input, label) {
   const buttons = [...$("examples").querySelectorAll("button")];
@@ -276,9 +286,18 @@ function pick(button, input, label) {
 
 function buildInterpolation() {
   const examples = space.examples;
-  if (!examples) {
-    $("interpolation-hint").textContent = space.note;
-  } else {
+  if (!isImage()) {
+    if (!examples) {  // nothing to pick, and a table cannot be uploaded here
+      $("interpolation-section").hidden = true;
+      return;
+    }
+    $("interpolation-hint").textContent = "Pick two rows of the data (first A, then B): the rows between them are "
+      + "decoded from the path between their codes.";
+  } else if (!examples) {
+    $("interpolation-hint").textContent = "Upload two images: the pictures between them are decoded from the "
+      + "path between their codes (an image of another size is scaled to the model's).";
+  }
+  if (examples) {
     examples.inputs.forEach((input, i) => {
       const button = document.createElement("button");
       button.type = "button";
@@ -300,14 +319,26 @@ function buildInterpolation() {
     try {
       pair.inputs = await Promise.all(files.map(readImage));
       pair.labels = [null, null];
-      say("");
+      $("examples").querySelectorAll("button").forEach((b) => { b.classList.remove("picked"); delete b.dataset.end; });
       showPath();
     } catch (error) {
       fail(error);
+    } finally {
+      event.target.value = "";  // the same files chosen again are read again
     }
   });
   $("steps").addEventListener("change", () => pair.inputs.length === 2 && showPath());
   $("method").addEventListener("change", () => pair.inputs.length === 2 && showPath());
+}
+
+// The number of points on the path, as typed; null (and said) if it is not one.
+function steps() {
+  const value = Number($("steps").value);
+  if (!Number.isInteger(value) || value < 2 || value > 32) {
+    say(`steps must be a whole number from 2 to 32, not ${$("steps").value || "nothing"}`);
+    return null;
+  }
+  return value;
 }
 
 const MAP_PAD = 16;
@@ -352,6 +383,7 @@ function drawMap(marker) {
   ] };
 }
 
+let mapCode = null;  // the code last clicked on the map
 const showMapPoint = latest((code) => render("map-decoded", "decode", { codes: [code], label: currentLabel() }));
 
 function buildMap() {
@@ -359,6 +391,7 @@ function buildMap() {
   if (!map) {
     $("map-hint").textContent = space.note;
     $("map").hidden = true;
+    $("map-decoded").hidden = true;
     return;
   }
   $("map-hint").textContent = `The codes of ${map.points.length} samples of ${space.data}`
@@ -380,24 +413,31 @@ function buildMap() {
     const point = toData(px, py);
     drawMap(point);
     const code = combine(map.origin, map.axes, point);
-    $("map-code").textContent = `${map.names[0]} ${fmt(point[0])}, ${map.names[1] || "-"} ${fmt(point[1])}: `
-      + `code (${code.map(fmt).join(", ")})`;
+    const where = map.names[1] ? `${map.names[0]} ${fmt(point[0])}, ${map.names[1]} ${fmt(point[1])}`
+      : `${map.names[0]} ${fmt(point[0])}`;
+    $("map-code").textContent = `${where}: code (${code.map(fmt).join(", ")})`;
+    mapCode = code;
     showMapPoint(code);
   });
 }
 
 async function startRun() {
   $("run-view").hidden = false;
+  try {
+    space = await (await api("space")).json();
+  } catch (error) {  // the rest of the page still works: samples, uploads
+    space = { sliders: null, map: null, examples: null, note: error.message };
+  }
   if (info.classes) {
     $("label-control").hidden = false;
     for (let c = 0; c < info.classes; c++) $("label").add(new Option(String(c), String(c)));
-    $("label").addEventListener("change", () => {
-      showSliders();
+    $("label").addEventListener("change", () => {  // everything decoded is redrawn for the class chosen
+      if (space.sliders) showSliders();
       if (info.generative) showSamples();
+      if (mapCode) showMapPoint(mapCode);
+      if (pair.inputs.length === 2) showPath();
     });
   }
-  space = await (await api("space")).json();
-  if (space.note) say(space.note);
   buildSliders();
   buildSamples();
   buildInterpolation();
@@ -439,30 +479,76 @@ function drawHistogram(scores, threshold) {
   ctx.fillText(fmt(hi), w - pad - 40, h - 8);
 }
 
-// The rows of an uploaded CSV as text cells, for showing the most anomalous ones (display only:
-// the server parses the file it scores).
+// An uploaded CSV as rows of text cells (RFC 4180: quoted fields may hold commas, quotes and
+// line breaks), to show the most anomalous rows as the file has them; the server parses the
+// file it scores.
 async function csvRows(file) {
-  const lines = (await file.text()).split(/\r?\n/).filter((line) => line.trim() !== "");
-  return { header: lines[0].split(","), rows: lines.slice(1).map((line) => line.split(",")) };
+  const text = (await file.text()).replace(/^\uFEFF/, "");
+  const rows = [];
+  let row = [];
+  let cell = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') { cell += '"'; i++; }
+      else if (ch === '"') quoted = false;
+      else cell += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ",") { row.push(cell); cell = ""; }
+    else if (ch === "\n" || ch === "\r") {
+      if (ch === "\r" && text[i + 1] === "\n") i++;
+      row.push(cell);
+      if (row.some((v) => v.trim() !== "")) rows.push(row);
+      row = [];
+      cell = "";
+    } else cell += ch;
+  }
+  row.push(cell);
+  if (row.some((v) => v.trim() !== "")) rows.push(row);
+  return { header: rows[0] || [], rows: rows.slice(1) };
+}
+
+let thumbnails = [];  // object URLs of the shown uploads, let go when others replace them
+let upload = 0;       // the newest upload: an answer to an older one is not shown
+
+function clearScores(text) {
+  $("score-summary").textContent = text;
+  $("histogram").hidden = true;
+  $("top-title").hidden = true;
+  $("top").replaceChildren();
+  thumbnails.forEach((url) => URL.revokeObjectURL(url));
+  thumbnails = [];
 }
 
 async function scoreFiles(files) {
+  const mine = ++upload;
+  const what = files.length === 1 ? files[0].name : `${files.length} files`;
+  clearScores(`scoring ${what}…`);
   const form = new FormData();
   files.forEach((file) => form.append("file", file, file.name));
-  const result = await (await api("score", { method: "POST", body: form })).json();
+  let result;
+  try {
+    result = await (await api("score", { method: "POST", body: form })).json();
+  } catch (error) {
+    if (mine === upload) clearScores("");
+    throw error;
+  }
+  const isTable = info.layout === "tabular";
+  const csv = isTable ? await csvRows(files[0]) : null;
+  if (mine !== upload) return;  // another upload came meanwhile
+  say("");
   const { scores, labels, threshold } = result;
   const flagged = labels.filter((v) => v === 1).length;
-  $("score-summary").textContent = `${scores.length} inputs scored; ${flagged} above the threshold `
+  $("score-summary").textContent = `${what}: ${scores.length} inputs scored; ${flagged} above the threshold `
     + `${fmt(threshold)} (flagged as anomalies).`;
   drawHistogram(scores, threshold);
   const order = scores.map((s, i) => i).sort((a, b) => scores[b] - scores[a]).slice(0, 10);
   const table = $("top");
-  table.replaceChildren();
-  const isTable = files.length === 1 && files[0].name.toLowerCase().endsWith(".csv");
-  const csv = isTable ? await csvRows(files[0]) : null;
+  const values = isTable && csv.rows.length === scores.length;  // the file's rows, one per score
   const head = table.insertRow();
   const names = ["rank", isTable ? "row" : "file", "score", "flagged"];
-  if (isTable && csv.rows.length === scores.length) names.push(...csv.header);
+  if (values) names.push(...csv.header.slice(0, MAX_COLUMNS));
   if (!isTable) names.push("image");
   names.forEach((name) => {
     const th = document.createElement("th");
@@ -475,10 +561,11 @@ async function scoreFiles(files) {
     tr.dataset.index = String(i);
     [String(rank + 1), isTable ? String(i) : files[i].name, fmt(scores[i]), labels[i] ? "yes" : "no"]
       .forEach((text) => { tr.insertCell().textContent = text; });
-    if (isTable && csv.rows.length === scores.length) csv.rows[i].forEach((v) => { tr.insertCell().textContent = v; });
+    if (values) csv.rows[i].slice(0, MAX_COLUMNS).forEach((v) => { tr.insertCell().textContent = v; });
     if (!isTable) {
       const img = document.createElement("img");
       img.src = URL.createObjectURL(files[i]);
+      thumbnails.push(img.src);
       img.alt = files[i].name;
       tr.insertCell().append(img);
     }
@@ -497,8 +584,8 @@ function startDetector() {
   $("score-files").accept = info.layout === "tabular" ? ".csv,text/csv" : "image/*";
   $("score-files").addEventListener("change", async (event) => {
     const files = [...event.target.files];
+    event.target.value = "";  // the same file chosen again is scored again
     if (!files.length) return;
-    say("");
     try {
       await scoreFiles(files);
     } catch (error) {
@@ -508,22 +595,28 @@ function startDetector() {
 }
 
 // -- start -----------------------------------------------------------------------------------------
+let starting = false;
+
 async function start() {
+  if (starting) return;  // once (a double click on the key form's button)
+  starting = true;
   try {
     info = await (await api("info")).json();
   } catch (error) {
     $("summary").textContent = "";
     fail(error);
+    starting = false;
     document.body.dataset.ready = "true";  // ready to be told the key, if that was it
     return;
   }
   say("");
   $("key-form").hidden = true;
   const name = info.folder.split("/").pop();
+  const article = /^[aeiou]/.test(info.model) ? "an" : "a";
   document.title = `vaekit explorer: ${name}`;
   $("summary").textContent = info.kind === "detector"
     ? `${name}: an anomaly detector (${info.model}, score ${info.anomaly_score})`
-    : `${name}: a ${info.model} with a ${info.latent_dim}-dimensional code, for ${info.layout === "tabular"
+    : `${name}: ${article} ${info.model} with a ${info.latent_dim}-dimensional code, for ${info.layout === "tabular"
       ? `tables of ${info.input_shape[0]} columns` : `${info.input_shape[2]}x${info.input_shape[1]} images`}`;
   try {
     if (info.kind === "detector") startDetector();
