@@ -50,7 +50,9 @@ def trained_once(tmp_path_factory, session_blobs_npz):
         if name not in folders:
             out = tmp_path_factory.mktemp("trained-once") / name
             assert main(["train", "--data", str(session_blobs_npz), "--out", str(out), *argv]) == 0
-            folders[name] = out
-        return folders[name]
+            folders[name] = out, argv
+        out, trained_with = folders[name]
+        assert trained_with == argv, f"run {name!r} was trained with {trained_with}, not {argv}"
+        return out
 
     return train

@@ -53,15 +53,18 @@ def free_port() -> int:
 @contextlib.contextmanager
 def live_server(app):
     """``app`` served by a real uvicorn server on loopback (in a thread), yielding its address."""
+    import socket
     import threading
     import time
 
     import httpx
     import uvicorn
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    listener = socket.socket()  # bound here, so no other server can take the port meanwhile
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -69,11 +72,12 @@ def live_server(app):
             if server.started:
                 break
             time.sleep(0.05)
-        assert httpx.get(f"{url}/health").status_code == 200
+        assert server.started and httpx.get(f"{url}/health").status_code == 200
         yield url
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        listener.close()
 
 
 def copy_run(folder, to):

@@ -292,3 +292,17 @@ def test_the_docstring_example_gives_what_it_shows():
 
     result = doctest.testmod(vaekit.anomaly)
     assert result.attempted >= 5 and result.failed == 0
+
+
+@pytest.mark.parametrize("rows, epochs", [(5, 300), (100, 300), (400, 100), (1800, 34), (63_000, 2), (70_000, 1)])
+def test_a_table_trains_about_a_step_per_row_within_300_to_500(rows, epochs):
+    from vaekit.anomaly import AUTO_TRAINING, auto_epochs
+
+    auto = AUTO_TRAINING["table"]
+    assert auto_epochs(rows, min(auto["batch_size"], rows), auto["steps"], auto["epochs"]) == epochs
+
+
+def test_a_fitted_table_detector_trained_by_that_rule():
+    x = np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)
+    det = AnomalyDetector(random_state=0).fit(x)
+    assert det.train_config_.epochs == 100 and det.train_config_.batch_size == 128  # 4 batches a pass, 400 steps

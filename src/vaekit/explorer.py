@@ -64,7 +64,7 @@ def _from_data(run, data, max_points: int, seed: int) -> dict:
         "sliders": _sliders(codes),
         "map": _map(codes, None if shown is None else shown.numpy()),
         "examples": {
-            "inputs": np.round(run.to_data_units(x[picks]), 4).tolist(),
+            "inputs": run.to_data_units(x[picks]).astype(np.float32).tolist(),  # unrounded: columns may be tiny
             "labels": None if shown is None else shown.numpy()[picks].tolist(),
         },
     }
@@ -100,7 +100,7 @@ def _sliders(codes: np.ndarray) -> dict:
                 "low": (mean - SPAN * sd).tolist(), "high": (mean + SPAN * sd).tolist(),
                 "names": [f"z{j + 1}" for j in range(d)], "basis": "dimensions"}
     mean, vt, sd = _principal(codes)
-    k = min(MAX_SLIDERS, len(sd))
+    k = max(1, min(MAX_SLIDERS, int((sd > 1e-6 * sd[0]).sum())))  # directions the codes do vary along
     sd = np.maximum(sd[:k], 1e-6)
     share = sd ** 2 / max(float((codes.var(0, ddof=1)).sum()), 1e-12)
     return {"origin": mean.tolist(), "directions": vt[:k].tolist(), "start": [0.0] * k,

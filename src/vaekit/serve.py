@@ -228,6 +228,9 @@ class Service:
             raise ServeError(413, f"{len(x)} inputs in one request; send at most {MAX_ROWS}")
         if not np.isfinite(x).all():
             raise ServeError(422, "inputs hold NaN or infinite values; send finite numbers")
+        if np.abs(x).max() > np.finfo(np.float32).max:
+            raise ServeError(422, "inputs hold values beyond the model's numbers (float32, about 3.4e38); send "
+                                  "smaller ones")
         if self.layout != "tabular" and (x.min() < 0 or x.max() > 1):
             raise ServeError(422, "image values must lie in [0, 1] (8-bit pixels divided by 255)")
         return x.astype(np.float32)

@@ -21,8 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="anomaly score: auto (elbo for a VAE on tables, recon for images and for an AE), "
                           "recon, elbo, iw")
     fit.add_argument("--epochs", type=positive_int,
-                     help="default: for tables, those that make about a step per row, 300 to 500 steps (at most "
-                          "300); 50 for images")
+                     help="default: for tables, the fewest passes that make about a step per row, but 300 to 500 "
+                          "steps (at most 300 passes); 50 for images")
     fit.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
     fit.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     fit.add_argument("--quiet", action="store_true", help="no progress output")

@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
 
     # uvicorn shuts down gracefully on SIGTERM (docker stop, systemd), then raises it again:
     # its default meaning then ends the process quietly; no run is left to continue.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread (main() called from a thread): signals stay as they are
+        pass
 
     serve(args.run, host=args.host, port=args.port, api_key=args.api_key, insecure=args.insecure,
           device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, queue_size=args.queue,

@@ -445,7 +445,12 @@ async function startRun() {
 }
 
 // -- a detector ----------------------------------------------------------------------------------
-function drawHistogram(scores, threshold) {
+const OFF_SCALE = 1e300;  // a score that overflowed comes as the largest number: counted, not drawn
+
+function drawHistogram(all, threshold) {
+  const scores = all.filter((s) => s < OFF_SCALE);
+  const off = all.length - scores.length;
+  if (!scores.length) scores.push(threshold);
   const canvas = $("histogram");
   canvas.hidden = false;
   const ctx = canvas.getContext("2d");
@@ -477,6 +482,7 @@ function drawHistogram(scores, threshold) {
   ctx.fillText(`threshold ${fmt(threshold)}`, Math.min(sx(threshold) + 4, w - 110), pad);
   ctx.fillText(fmt(lo), pad, h - 8);
   ctx.fillText(fmt(hi), w - pad - 40, h - 8);
+  if (off) ctx.fillText(`+ ${off} off the scale (scores beyond any number)`, w - 320, pad);
 }
 
 // An uploaded CSV as rows of text cells (RFC 4180: quoted fields may hold commas, quotes and
@@ -531,7 +537,8 @@ async function scoreFiles(files) {
   try {
     result = await (await api("score", { method: "POST", body: form })).json();
   } catch (error) {
-    if (mine === upload) clearScores("");
+    if (mine !== upload) return;  // a newer upload is what the page shows now
+    clearScores("");
     throw error;
   }
   const isTable = info.layout === "tabular";
@@ -545,7 +552,12 @@ async function scoreFiles(files) {
   drawHistogram(scores, threshold);
   const order = scores.map((s, i) => i).sort((a, b) => scores[b] - scores[a]).slice(0, 10);
   const table = $("top");
-  const values = isTable && csv.rows.length === scores.length;  // the file's rows, one per score
+  // the file's rows, one per score: below a header, or without one (then named as the server names them)
+  if (isTable && csv.rows.length === scores.length - 1) {
+    csv.rows.unshift(csv.header);
+    csv.header = csv.header.map((_, j) => `x${j}`);
+  }
+  const values = isTable && csv.rows.length === scores.length;
   const head = table.insertRow();
   const names = ["rank", isTable ? "row" : "file", "score", "flagged"];
   if (values) names.push(...csv.header.slice(0, MAX_COLUMNS));
