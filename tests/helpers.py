@@ -86,3 +86,14 @@ def copy_run(folder, to):
 
     shutil.copytree(folder, to)
     return to
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A gray image with values in [0, 1] as the bytes of a PNG file."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

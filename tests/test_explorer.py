@@ -7,7 +7,6 @@ Without Playwright or a Chromium the browser tests say so and skip; CI sets
 VAEKIT_REQUIRE_BROWSER=1 (``.ci/run`` installs Debian's chromium), where they fail instead."""
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -20,10 +19,9 @@ pytest.importorskip("httpx")
 
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from PIL import Image  # noqa: E402
 
 import vaekit  # noqa: E402
-from helpers import TINY, live_server, make_blobs  # noqa: E402
+from helpers import TINY, live_server, make_blobs, png_bytes  # noqa: E402
 from vaekit.explorer import MAX_SLIDERS  # noqa: E402
 from vaekit.serve import create_app  # noqa: E402
 
@@ -345,9 +343,7 @@ def test_a_server_with_a_key_asks_for_it_and_then_works(folders, open_page):
 
 
 def save_png(path, image: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, format="PNG")
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(png_bytes(image))
     return str(path)
 
 

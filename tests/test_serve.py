@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import vaekit  # noqa: E402
-from helpers import TINY, free_port, make_blobs  # noqa: E402
+from helpers import TINY, free_port, make_blobs, png_bytes  # noqa: E402
 from vaekit.cli import main  # noqa: E402
 from vaekit.serve import Batcher, ServeError, create_app  # noqa: E402
 
@@ -47,12 +47,6 @@ def error_of(response, status: int) -> str:
     body = response.json()
     assert set(body) == {"error"} and body["error"], body
     return body["error"]
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_a_run_answers_every_endpoint_as_the_python_api_does(folders, vae):

@@ -21,37 +21,37 @@ import numpy as np
 import torch
 
 from .errors import VaekitError, option, render
+from .plots import principal_axes
+from .report import MAX_POINTS as MAP_POINTS  # the report's latent map draws as many, the same ones
 from .run import ARRAY_SPEC
 
 MAX_SLIDERS = 16   # latent dimensions shown one slider each; past this, principal directions
-MAP_POINTS = 2000  # codes on the map (a random subset of larger data)
 EXAMPLES = 16      # samples offered as interpolation ends
 SPAN = 3.0         # a slider reaches this many standard deviations either side of the mean
 
 
-def latent_space(run, data=None, max_points: int = MAP_POINTS, seed: int = 0) -> dict:
+def latent_space(run, data=None, max_points: int = MAP_POINTS) -> dict:
     """Sliders, map and examples for ``run`` over ``data``: a spec or array, which must fit the
     model (else a :class:`VaekitError` says why), or by default all of the run's own data,
     its training and validation samples alike, which may be gone (then the page goes on
     without a map, and says why)."""
     if data is not None:
-        return _from_data(run, data, max_points, seed)
+        return _from_data(run, data, max_points)
     if run.config.data.spec == ARRAY_SPEC:
         return _without_data(run, "the run was trained on an in-memory array, which its folder does not hold")
     try:
-        return _from_data(run, run.config.data.spec, max_points, seed)
+        return _from_data(run, run.config.data.spec, max_points)
     except VaekitError as e:
         return _without_data(run, e.for_command_line())
     except OSError as e:
         return _without_data(run, str(e))
 
 
-def _from_data(run, data, max_points: int, seed: int) -> dict:
+def _from_data(run, data, max_points: int) -> dict:
     ds = run.dataset(data, lazy=run.config.data.storage == "stream")  # large data is read in part
     if len(ds) < 2:
         raise VaekitError(f"{ds.name} holds {len(ds)} sample(s); the explorer needs at least 2 to map")
-    index = np.random.default_rng(seed).permutation(len(ds))[:max_points]
-    index = torch.as_tensor(np.sort(index))
+    index = torch.linspace(0, len(ds) - 1, min(len(ds), max_points)).long()  # evenly spread, as the report's
     x = ds.batch(index)
     y = ds.labels(index, run.model)  # a conditional model's encoder takes the class too
     with torch.no_grad():
@@ -84,13 +84,6 @@ def _without_data(run, reason: str) -> dict:
     return {"data": None, "sliders": sliders, "map": None, "examples": None, "note": note}
 
 
-def _principal(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, principal directions (rows) and the codes' standard deviation along each."""
-    mean = codes.mean(0)
-    _, s, vt = np.linalg.svd(codes - mean, full_matrices=False)
-    return mean, vt, s / np.sqrt(max(len(codes) - 1, 1))
-
-
 def _sliders(codes: np.ndarray) -> dict:
     d = codes.shape[1]
     if d <= MAX_SLIDERS:  # one slider per dimension, from its own mean and spread
@@ -99,7 +92,7 @@ def _sliders(codes: np.ndarray) -> dict:
         return {"origin": [0.0] * d, "directions": np.eye(d).tolist(), "start": mean.tolist(),
                 "low": (mean - SPAN * sd).tolist(), "high": (mean + SPAN * sd).tolist(),
                 "names": [f"z{j + 1}" for j in range(d)], "basis": "dimensions"}
-    mean, vt, sd = _principal(codes)
+    mean, vt, sd = principal_axes(codes)
     k = max(1, min(MAX_SLIDERS, int((sd > 1e-6 * sd[0]).sum())))  # directions the codes do vary along
     sd = np.maximum(sd[:k], 1e-6)
     share = sd ** 2 / max(float((codes.var(0, ddof=1)).sum()), 1e-12)
@@ -114,7 +107,7 @@ def _map(codes: np.ndarray, labels: np.ndarray | None) -> dict:
         origin, axes = np.zeros(d), np.eye(2, d)
         names = ["z1", "z2"] if d == 2 else ["z1", ""]
     else:
-        origin, vt, _ = _principal(codes)
+        origin, vt, _ = principal_axes(codes)
         axes = vt[:2] if len(vt) >= 2 else np.eye(2, d)
         names = ["PC1", "PC2"]
     points = (codes - origin) @ axes.T

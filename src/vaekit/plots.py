@@ -18,6 +18,14 @@ def _pyplot():
     return plt
 
 
+def principal_axes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The codes' mean, their principal directions (rows, most spread first) and their standard
+    deviation along each: a point ``p`` of the projection is the code ``mean + p @ directions``."""
+    mean = codes.mean(0)
+    _, s, vt = np.linalg.svd(codes - mean, full_matrices=False)
+    return mean, vt, s / np.sqrt(max(len(codes) - 1, 1))
+
+
 def project_2d(codes: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, str]:
     """Codes (N, D) -> (N, 2) points and axis name: as they are for D <= 2, else PCA or t-SNE."""
     if codes.shape[1] == 1:
@@ -31,9 +39,8 @@ def project_2d(codes: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[n
 
         perplexity = min(30.0, max(2.0, (len(codes) - 1) / 3))
         return TSNE(n_components=2, perplexity=perplexity, random_state=seed).fit_transform(codes), "t-SNE"
-    from sklearn.decomposition import PCA
-
-    return PCA(n_components=2, random_state=seed).fit_transform(codes), "PC"
+    mean, directions, _ = principal_axes(codes)
+    return (codes - mean) @ directions[:2].T, "PC"
 
 
 def latent_scatter(ax, points: np.ndarray, labels: np.ndarray | None, axis: str = "z") -> None:
