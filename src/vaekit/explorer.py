@@ -102,7 +102,7 @@ def _sliders(codes: np.ndarray) -> dict:
 
 
 def _map(codes: np.ndarray, labels: np.ndarray | None) -> dict:
-    n, d = codes.shape
+    d = codes.shape[1]
     if d <= 2:  # the code itself (a 1-D code on a line)
         origin, axes = np.zeros(d), np.eye(2, d)
         names = ["z1", "z2"] if d == 2 else ["z1", ""]
