@@ -83,15 +83,20 @@ const fixed = (v) => (Math.abs(v) < 0.005 ? 0 : v).toFixed(2);  // slider positi
 
 const MAX_COLUMNS = 40;  // a wider table shows its first columns and says how many it left out
 
-function tableOf(rows, columns) {
-  const table = document.createElement("table");
-  const names = (columns || rows[0].map((_, j) => `x${j}`)).slice(0, MAX_COLUMNS);
+// A header row of ``names`` at the top of ``table``.
+function headerRow(table, names) {
   const head = table.insertRow();
   names.forEach((name) => {
     const th = document.createElement("th");
     th.textContent = name;
     head.append(th);
   });
+  return head;
+}
+
+function tableOf(rows, columns) {
+  const table = document.createElement("table");
+  const head = headerRow(table, (columns || rows[0].map((_, j) => `x${j}`)).slice(0, MAX_COLUMNS));
   if (rows[0].length > MAX_COLUMNS) head.insertCell().textContent = `(+${rows[0].length - MAX_COLUMNS} more)`;
   rows.forEach((row) => {
     const tr = table.insertRow();
@@ -352,6 +357,13 @@ function mapFrame(points) {
   return frame;
 }
 
+// The map's classes in order, and the colour of each (one colour for unlabelled data).
+function mapClasses(map) {
+  const classes = map.labels ? [...new Set(map.labels)].sort((a, b) => a - b) : [];
+  const colour = new Map(classes.map((c, k) => [c, PALETTE[k % PALETTE.length]]));
+  return { classes, colour: (i) => (map.labels ? colour.get(map.labels[i]) : PALETTE[0]) };
+}
+
 function drawMap(marker) {
   const map = space.map;
   const canvas = $("map");
@@ -360,9 +372,9 @@ function drawMap(marker) {
   const sx = (x) => MAP_PAD + (x - f.x0) / (f.x1 - f.x0) * (canvas.width - 2 * MAP_PAD);
   const sy = (y) => canvas.height - MAP_PAD - (y - f.y0) / (f.y1 - f.y0) * (canvas.height - 2 * MAP_PAD);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  const classes = map.labels ? [...new Set(map.labels)].sort((a, b) => a - b) : [];
+  const { colour } = mapClasses(map);
   map.points.forEach((p, i) => {
-    ctx.fillStyle = map.labels ? PALETTE[classes.indexOf(map.labels[i]) % PALETTE.length] : PALETTE[0];
+    ctx.fillStyle = colour(i);
     ctx.globalAlpha = 0.65;
     ctx.beginPath();
     ctx.arc(sx(p[0]), sy(p[1]), 2.2, 0, 2 * Math.PI);
@@ -377,10 +389,10 @@ function drawMap(marker) {
     ctx.moveTo(mx - 8, my); ctx.lineTo(mx + 8, my); ctx.moveTo(mx, my - 8); ctx.lineTo(mx, my + 8);
     ctx.stroke();
   }
-  return { f, toData: (px, py) => [
+  return (px, py) => [  // canvas pixels back to map coordinates
     f.x0 + (px - MAP_PAD) / (canvas.width - 2 * MAP_PAD) * (f.x1 - f.x0),
     f.y0 + (canvas.height - MAP_PAD - py) / (canvas.height - 2 * MAP_PAD) * (f.y1 - f.y0),
-  ] };
+  ];
 }
 
 let mapCode = null;  // the code last clicked on the map
@@ -397,8 +409,8 @@ function buildMap() {
   $("map-hint").textContent = `The codes of ${map.points.length} samples of ${space.data}`
     + (map.names[0] === "PC1" ? ", on their first two principal components" : "")
     + ". Click anywhere to decode the code at that point.";
-  const { toData } = drawMap();
-  const classes = map.labels ? [...new Set(map.labels)].sort((a, b) => a - b) : [];
+  const toData = drawMap();
+  const { classes } = mapClasses(map);
   $("legend").replaceChildren(...classes.map((c, k) => {
     const span = document.createElement("span");
     span.style.setProperty("--swatch", PALETTE[k % PALETTE.length]);
@@ -558,15 +570,10 @@ async function scoreFiles(files) {
     csv.header = csv.header.map((_, j) => `x${j}`);
   }
   const values = isTable && csv.rows.length === scores.length;
-  const head = table.insertRow();
   const names = ["rank", isTable ? "row" : "file", "score", "flagged"];
   if (values) names.push(...csv.header.slice(0, MAX_COLUMNS));
   if (!isTable) names.push("image");
-  names.forEach((name) => {
-    const th = document.createElement("th");
-    th.textContent = name;
-    head.append(th);
-  });
+  headerRow(table, names);
   order.forEach((i, rank) => {
     const tr = table.insertRow();
     tr.className = labels[i] ? "flagged" : "";
