@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 WHEELS := $(if $(wildcard /opt/wheels/torch-*.whl),--find-links /opt/wheels)
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt $(WHEELS)
 
-.PHONY: run test bench clean
+.PHONY: run test test-quick bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,16 @@ $(VENV)/.installed-test: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/vaekit train $(ARGS)
 
+# The tests run in one worker per core (pytest-xdist); ARGS="-n 0 ..." runs them in this process.
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n auto $(ARGS)
+
+# The same without the tests marked slow (real processes, the browser, the ONNX exporter): for
+# the edit-test loop; make test, which CI runs, runs them all.
+test-quick: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q -n auto -m "not slow" $(ARGS)
 
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) -e ".[bench]"

@@ -2,13 +2,24 @@
 tests share besides fixtures is in helpers.py."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from helpers import make_blobs
 
-torch.set_num_threads(2)
+# Under pytest-xdist (make test) each worker is one of the machine's cores: one thread each,
+# or the workers' thread pools fight over the cores and every test gets several times slower.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+
+
+def pytest_collection_modifyitems(items):
+    """A test that drives the browser is slow (see pytest's markers in pyproject.toml)."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

@@ -111,6 +111,7 @@ def test_image_folder_sizes_must_match_unless_resized(tmp_path):
     assert ds.sample_shape == (3, 4, 6) and ds.layout == "channel-last"
 
 
+@pytest.mark.slow  # seconds: the bundled MNIST subset's first read (a 5,000-row CSV)
 def test_bundled_mnist_5k_and_digits():
     ds = load_dataset("mnist-5k")
     assert len(ds) == 5000 and ds.sample_shape == (1, 28, 28) and ds.y.bincount().tolist() == [500] * 10

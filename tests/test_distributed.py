@@ -20,6 +20,8 @@ import vaekit
 from helpers import TINY
 from vaekit.data.parquet import write_parquet
 
+pytestmark = pytest.mark.slow  # every test starts real processes
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 

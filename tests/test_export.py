@@ -20,6 +20,7 @@ def session(path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, arch", [("vae", "mlp"), ("ae", "conv"), ("cvae", "mlp")])
 def test_run_exports_match_pytorch(tmp_path, blobs_npz, blobs, model, arch):
     run = vaekit.train(str(blobs_npz), out=tmp_path / "run", model=model, arch=arch,
@@ -44,6 +45,7 @@ def test_run_exports_match_pytorch(tmp_path, blobs_npz, blobs, model, arch):
         assert np.abs(decoded - want.numpy()).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_detector_scorer_matches_decision_function(tmp_path, capsys):
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(300, 6)) * [1, 5, 10, 1, 1, 2] + 3).astype(np.float32)

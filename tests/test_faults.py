@@ -211,6 +211,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(run, cap
     assert epochs(run) == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_a_training_killed_at_random_moments_always_resumes_to_the_same_end(tmp_path, blobs_npz):
     """kill -9 at seeded random moments, from before the first checkpoint to the last epochs
     (checkpoint writes included); after each, ``--resume`` (or training anew into a folder
@@ -305,6 +306,7 @@ def test_python_options_of_the_wrong_type_are_one_clear_error(blobs_npz):
             vaekit.train(str(blobs_npz), **options)
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_training_with_one_line_that_says_how_to_go_on(tmp_path, blobs_npz):
     out = tmp_path / "run"
     job = subprocess.Popen([sys.executable, "-m", "vaekit", "train", "--data", str(blobs_npz), "--out", str(out),

@@ -82,6 +82,7 @@ def test_ae_denoising_and_tabular_reports(tmp_path, blobs_npz):
     assert "Reconstruction error per feature" in page.headings and "Reconstructions" not in page.headings
 
 
+@pytest.mark.slow  # seconds: a run, a detector and three reports
 def test_report_command_and_detector_report(tmp_path, blobs_npz):
     run = vaekit.train(str(blobs_npz), out=tmp_path / "run", **TINY)
     (run.path / "report.html").unlink()

@@ -157,6 +157,7 @@ def test_concurrent_requests_share_forward_passes_and_a_full_queue_answers_503()
     assert all(isinstance(r, np.ndarray) for r in results if not isinstance(r, ServeError))
 
 
+@pytest.mark.slow
 def test_a_real_server_on_loopback_batches_concurrent_clients(folders, capsys):
     import httpx
 

@@ -25,6 +25,7 @@ def blobs_npy(tmp_path, blobs):
     return path
 
 
+@pytest.mark.slow
 def test_a_npy_past_the_budget_is_streamed_and_trains_like_in_memory(tmp_path, blobs_npy, capsys):
     opts = {**TINY, "epochs": 8, "lr": 3e-3, "progress": True}
     streamed = vaekit.train(str(blobs_npy), out=tmp_path / "s", memory_budget=4096, **opts)
@@ -225,6 +226,7 @@ def test_memory_budget_sizes_and_bad_values(tmp_path, blobs_npz, blobs_npy):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_worker_stops_training_with_one_line_and_the_run_resumes(tmp_path):
     import subprocess
     import sys
