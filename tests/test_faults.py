@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import vaekit
-from helpers import copy_run
+from helpers import TINY, copy_run
 from vaekit.cli import main
+from vaekit.runfolder import RunFolder
 
 TINY_ARGS = ["--hidden-dims", "32", "--latent-dim", "4", "--batch-size", "32", "--quiet", "--no-report"]
 
@@ -209,6 +210,55 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(run, cap
     monkeypatch.undo()
     assert main(["train", "--resume", str(run), "--epochs", "4", "--quiet", "--no-report"]) == 0
     assert epochs(run) == [1, 2, 3, 4]
+
+
+class Killed(BaseException):
+    """The process dying at this point: nothing catches it, nothing after it runs."""
+
+
+def test_a_training_that_dies_before_any_of_its_writes_goes_on_to_the_same_end(tmp_path, blobs_npz, monkeypatch):
+    """Every write of a run folder's own files (config, weights, checkpoint, metrics) is a
+    point where the process may die. Dying just before each one in turn, then going on
+    (--resume, or training anew where nothing was written), ends with every epoch's metrics
+    line once, and the same losses as a training that never stopped."""
+    from vaekit import runfolder
+
+    options = dict(TINY, epochs=2, patience=None)
+    whole = vaekit.train(str(blobs_npz), out=tmp_path / "whole", **options)
+    expected = [m["train_loss"] for m in whole.metrics()]
+    real, writes = runfolder.atomic_write, []
+
+    def counting(path, write):
+        writes.append(path)
+        return real(path, write)
+
+    monkeypatch.setattr(runfolder, "atomic_write", counting)
+    vaekit.train(str(blobs_npz), out=tmp_path / "counted", **options)
+    assert len(writes) >= 1 + 2 * 2  # the config; each epoch: the checkpoint and the metrics line at least
+
+    def dying_at(k: int, calls: list):
+        def write(path, writer):
+            calls.append(path)
+            if len(calls) == k + 1:
+                raise Killed(path)
+            return real(path, writer)
+        return write
+
+    for k in range(len(writes)):
+        out, calls = tmp_path / f"died-{k}", []
+        monkeypatch.setattr(runfolder, "atomic_write", dying_at(k, calls))
+        with pytest.raises(Killed):
+            vaekit.train(str(blobs_npz), out=out, **options)
+        monkeypatch.setattr(runfolder, "atomic_write", real)
+        if (out / "config.json").exists():
+            try:
+                vaekit.train(resume=out, progress=False, report=False)
+            except vaekit.VaekitError as e:  # died after its last checkpoint: nothing left to train
+                assert "already trained 2 epochs" in str(e), (k, calls[-1].name)
+        else:  # died writing its config: the folder is empty, and training starts anew in it
+            vaekit.train(str(blobs_npz), out=out, **options)
+        assert [m["epoch"] for m in RunFolder(out).metrics()] == [1, 2], (k, calls[-1].name)
+        assert [m["train_loss"] for m in RunFolder(out).metrics()] == pytest.approx(expected), k
 
 
 @pytest.mark.slow

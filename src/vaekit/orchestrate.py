@@ -120,8 +120,7 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
             return
         if improved:
             folder.save_weights(trainer.model, config)
-        folder.save_state(trainer.state_dict())
-        folder.append_metrics(metrics)
+        folder.save_epoch(trainer.state_dict(), metrics)
         if board is not None:
             log_scalars(board, metrics)
 
@@ -246,11 +245,14 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         config.validate()
         # A run stopped before its first checkpoint has nothing to continue: it starts from the beginning.
         state = folder.load_state() if folder.file(STATE).exists() or folder.metrics() else None
+        if state is not None and not _fits(build_model(config.model), state["model"]):  # before any write
+            raise foreign_state(folder.file(STATE))
+        # the metrics lines of the checkpoint's epochs: a run stopped between its last checkpoint
+        # and its metrics line gets the line back, even where it has nothing left to train
+        folder.restore_metrics(state)
         if state is None:
             if config.train.progress:
                 print(f"vaekit: {run_dir} has no checkpoint yet; training it from the first epoch", file=sys.stderr)
-        elif not _fits(build_model(config.model), state["model"]):  # checked before anything is written
-            raise foreign_state(folder.file(STATE))
         elif state["stopped_early"]:
             raise VaekitError(f"{run_dir} stopped early (validation loss no longer improved); start a new run "
                               "to train more")
@@ -263,7 +265,6 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         dataset, config = _open(config, None, world)
         prepared["data"] = checked(dataset, config)
         folder.save_config(config)
-        folder.keep_metrics_through(0 if state is None else state["epoch"])
         return config, state, folder.path
 
     try:

@@ -106,8 +106,11 @@ class RunFolder:
 
     def unstarted(self) -> bool:
         """Whether this folder holds a run that never finished an epoch: a config and nothing
-        trained (no weights, no checkpoint, no metrics)."""
+        trained (no weights, no checkpoint, no metrics), or only vaekit's lock (it stopped while
+        writing the config)."""
         names = {p.name for p in self.path.iterdir() if not p.name.startswith(".")}
+        if not names and self.file(LOCK).exists():
+            return True
         if not (names <= {CONFIG, METRICS} and CONFIG in names) or self.metrics():
             return False
         try:  # vaekit's own config, not some other program's file of the same name
@@ -177,11 +180,13 @@ class RunFolder:
             raise VaekitError(damaged)
         return state
 
-    def append_metrics(self, row: dict) -> None:
-        """One more line, written atomically like every other file (the whole file is small)."""
-        path = self.file(METRICS)
-        before = path.read_text() if path.exists() else ""
-        atomic_write(path, lambda tmp: Path(tmp).write_text(before + json.dumps(row) + "\n"))
+    def save_epoch(self, state: dict, row: dict) -> None:
+        """An epoch's checkpoint, then its metrics line. The checkpoint carries the metrics
+        through its epoch, so a crash between the two writes loses no line: resuming writes
+        them back (:meth:`restore_metrics`)."""
+        text = "".join(json.dumps(r) + "\n" for r in [*self.metrics(), row])
+        self.save_state({**state, "metrics": text})
+        atomic_write(self.file(METRICS), lambda tmp: Path(tmp).write_text(text))
 
     def metrics(self) -> list[dict]:
         path = self.file(METRICS)
@@ -195,8 +200,13 @@ class RunFolder:
                 continue
         return [r for r in rows if isinstance(r, dict) and "epoch" in r]
 
-    def keep_metrics_through(self, epoch: int) -> None:
-        """Drop lines of epochs after the last checkpoint (a crash between the two writes)."""
-        rows = [r for r in self.metrics() if r["epoch"] <= epoch]
-        atomic_write(self.file(METRICS),
-                      lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows)))
+    def restore_metrics(self, state: dict | None) -> None:
+        """The metrics lines of exactly the epochs that ``state`` (the checkpoint a run resumes
+        from) holds: its own copy of them, or, from a checkpoint of a vaekit that kept none, the
+        file's lines through its epoch."""
+        text = state.get("metrics") if state is not None else ""
+        if not isinstance(text, str):
+            text = "".join(json.dumps(r) + "\n" for r in self.metrics() if r["epoch"] <= state["epoch"])
+        path = self.file(METRICS)
+        if (path.read_text() if path.exists() else None) != text:
+            atomic_write(path, lambda tmp: Path(tmp).write_text(text))
