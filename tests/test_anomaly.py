@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import estimator_checks_generator
 
-from helpers import make_blobs
+from helpers import make_blobs, png_bytes
 from vaekit import AnomalyDetector, VaekitError
 from vaekit.cli import main
 
@@ -299,6 +299,34 @@ def test_detect_command_line(tmp_path, capsys):
     assert main(["detect", "score", str(tmp_path / "det"), "--data", str(tmp_path / "wide.npy"),
                  "--out", str(tmp_path / "s.csv")]) == 2
     assert "X has 7 features, but AnomalyDetector is expecting 6" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # seconds: a detector and its report, written three times
+def test_an_image_folders_subfolders_0_and_1_are_anomaly_marks_and_names_are_not(tmp_path, capsys):
+    """Subfolders are numbered in sorted order, so anomaly/ and normal/ would read as 0 and 1
+    backwards (an AUROC of 1 - the truth): names give no metrics and say how to mark; 0/ and
+    1/ are the marks they say."""
+    x, y = make_blobs(120)
+    folders = {"train": [i for i in range(60) if y[i] == 0]}
+    for i in range(60, 120):
+        folders.setdefault(f"new/{'anomaly' if y[i] else 'normal'}", []).append(i)
+    for folder, rows in folders.items():
+        (tmp_path / folder).mkdir(parents=True)
+        for i in rows:
+            (tmp_path / folder / f"{i}.png").write_bytes(png_bytes(x[i] / 255))
+    assert main(["detect", "fit", "--data", str(tmp_path / "train"), "--out", str(tmp_path / "det"), "--epochs", "10",
+                 "--quiet"]) == 0
+    score = ["detect", "score", str(tmp_path / "det"), "--data", str(tmp_path / "new"), "--out",
+             str(tmp_path / "s.csv"), "--json"]
+    capsys.readouterr()
+    assert main(score) == 0
+    out, err = capsys.readouterr()
+    assert "auroc" not in json.loads(out)
+    assert "labels are names (anomaly, normal)" in err and "name the subfolders 1 (anomalies) and 0" in err
+    (tmp_path / "new" / "normal").rename(tmp_path / "new" / "0")
+    (tmp_path / "new" / "anomaly").rename(tmp_path / "new" / "1")
+    assert main(score) == 0
+    assert json.loads(capsys.readouterr().out)["auroc"] > 0.9
 
 
 def test_the_docstring_example_gives_what_it_shows():

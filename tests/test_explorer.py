@@ -44,7 +44,9 @@ def folders(tmp_path_factory):
     rng = np.random.default_rng(0)
     columns = ["a", "b", "c", "d"]
     table = rng.normal(size=(300, 4))
-    np.savetxt(tmp / "table.csv", table, delimiter=",", header=",".join(columns), comments="", fmt="%.5f")
+    kinds = np.where(table[:, 0] > 0, "high", "low")  # labels given as names: the map's legend shows them
+    (tmp / "table.csv").write_text("\n".join([",".join([*columns, "label"])] + [
+        ",".join([*(f"{v:.5f}" for v in row), kind]) for row, kind in zip(table, kinds)]) + "\n")
     vaekit.train(str(tmp / "table.csv"), out=tmp / "tab", **{**TINY, "epochs": 2})
     vaekit.AnomalyDetector(epochs=20, random_state=0).fit(table).save(tmp / "det")
     vaekit.AnomalyDetector(epochs=20, random_state=0).fit(x.astype(np.float32) / 255).save(tmp / "det-images")
@@ -97,6 +99,20 @@ def test_sliders_and_map_span_the_codes_of_the_runs_own_data(folders):
     picks = [int(np.argmin(np.abs(folders["images"] - e).sum((1, 2)))) for e in examples]
     np.testing.assert_allclose(examples, folders["images"][picks], atol=1e-4)
     assert space["examples"]["labels"] == folders["labels"][picks].tolist()
+
+
+def test_classes_the_data_names_keep_their_names(folders, tmp_path):
+    """Numbered labels stay numbers; a CSV's label text and an image folder's subfolders name them."""
+    assert TestClient(create_app(folders["tmp"] / "vae")).get("/space").json()["class_names"] is None
+    assert TestClient(create_app(folders["tmp"] / "tab")).get("/space").json()["class_names"] == ["high", "low"]
+    x, y = make_blobs(60)
+    for i, (image, label) in enumerate(zip(x, y)):
+        shape = tmp_path / "shapes" / ["bar", "column", "square"][label]
+        shape.mkdir(parents=True, exist_ok=True)
+        (shape / f"{i}.png").write_bytes(png_bytes(image / 255))
+    vaekit.train(str(tmp_path / "shapes"), out=tmp_path / "run", **{**TINY, "epochs": 1})
+    space = TestClient(create_app(tmp_path / "run")).get("/space").json()
+    assert space["class_names"] == ["bar", "column", "square"] and set(space["map"]["labels"]) == {0, 1, 2}
 
 
 def test_a_wide_code_gets_sliders_along_its_principal_directions(folders):
@@ -306,6 +322,7 @@ def test_a_table_run_shows_decoded_rows_in_its_columns(folders, open_page):
         renders(page, "decoded", 2)
         assert page.locator("#decoded td").all_text_contents() != before
         assert page.locator("#upload-pair").is_hidden()  # no image upload for a table
+        assert page.locator("#legend span").all_text_contents() == ["high", "low"]  # the CSV's own label names
 
 
 def test_a_csv_uploaded_to_a_detector_shows_scores_threshold_and_the_planted_outliers(folders, open_page):

@@ -692,10 +692,15 @@ default="auto"
 
 def anomaly_marks(ds) -> np.ndarray | None:
     """The labels of ``ds`` as 0/1 anomaly marks (1 = anomaly), or None where they are not that:
-    no labels, class numbers, or names (numbered in sorted order, so they could read backwards)."""
-    if ds.y is None or ds.class_names is not None:
+    no labels, class numbers, or names other than "0" and "1" (names are numbered in sorted
+    order, so "anomaly" and "normal", say, would read backwards)."""
+    if ds.y is None:
         return None
-    return _marks(ds.y.numpy())
+    if ds.class_names is None:
+        return _marks(ds.y.numpy())
+    if not set(ds.class_names) <= {"0", "1"}:  # an image folder's subfolders 0/ and 1/ are marks
+        return None
+    return np.array([int(name) for name in ds.class_names])[ds.y.numpy()]
 
 
 def _marks(y: np.ndarray) -> np.ndarray | None:

@@ -93,9 +93,11 @@ def _score(args) -> int:
     det.check_data(data)  # the shape and columns must match before any work
     y = anomaly_marks(data)
     binary = y is not None
-    if data.class_names is not None and len(data.class_names) == 2:
+    if not binary and data.class_names is not None and len(data.class_names) == 2:
+        how = "name the subfolders 1 (anomalies) and 0 (normal images)" if data.kind == "image" else \
+            "mark anomalies with 1 and normal rows with 0"
         print(f"vaekit detect score: labels are names ({', '.join(data.class_names)}), not 0/1 anomaly marks, so "
-              "no AUROC is computed; mark anomalies with 1 and normal rows with 0", file=sys.stderr)
+              f"no AUROC is computed; {how}", file=sys.stderr)
     kept, flagged = [], [0]
 
     def chunks(part):

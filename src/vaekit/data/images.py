@@ -63,6 +63,7 @@ class ImageFolderSource(Source):
         width, height = (image_size[1], image_size[0]) if image_size is not None else sizes.pop()
         self.files = [str(p) for p, _ in files]
         self.labels = np.array([label for _, label in files], dtype=np.int64) if classes else None
+        self.class_names = tuple(d.name for d in classes) if classes else None  # the labels index these
         self.mode = "L" if gray else "RGB"
         self.size = (width, height)
         self.name = str(folder)

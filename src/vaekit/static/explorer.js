@@ -307,7 +307,7 @@ function buildInterpolation() {
       const button = document.createElement("button");
       button.type = "button";
       const label = examples.labels ? examples.labels[i] : null;
-      button.title = `example ${i}` + (label === null ? "" : `, label ${label}`);
+      button.title = `example ${i}` + (label === null ? "" : `, label ${className(label)}`);
       if (isImage()) button.append(drawArray(input));
       else button.textContent = `row ${i}`;
       button.onclick = () => pick(button, input, label);
@@ -355,6 +355,11 @@ function mapFrame(points) {
   if (frame.x1 === frame.x0) { frame.x0 -= 1; frame.x1 += 1; }
   if (frame.y1 === frame.y0) { frame.y0 -= 1; frame.y1 += 1; }
   return frame;
+}
+
+// A class as its data names it (an image folder's subfolder, a CSV's label text), else its number.
+function className(c) {
+  return space.class_names?.[c] ?? String(c);
 }
 
 // The map's classes in order, and the colour of each (one colour for unlabelled data).
@@ -414,7 +419,7 @@ function buildMap() {
   $("legend").replaceChildren(...classes.map((c, k) => {
     const span = document.createElement("span");
     span.style.setProperty("--swatch", PALETTE[k % PALETTE.length]);
-    span.textContent = String(c);
+    span.textContent = className(c);
     return span;
   }));
   $("map").addEventListener("click", (event) => {
@@ -442,7 +447,7 @@ async function startRun() {
   }
   if (info.classes) {
     $("label-control").hidden = false;
-    for (let c = 0; c < info.classes; c++) $("label").add(new Option(String(c), String(c)));
+    for (let c = 0; c < info.classes; c++) $("label").add(new Option(className(c), String(c)));
     $("label").addEventListener("change", () => {  // everything decoded is redrawn for the class chosen
       if (space.sliders) showSliders();
       if (info.generative) showSamples();
