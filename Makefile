@@ -28,8 +28,8 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q -n auto $(ARGS)
 
-# The same without the tests marked slow (real processes, the browser, the ONNX exporter): for
-# the edit-test loop; make test, which CI runs, runs them all.
+# The same without the tests marked slow (those that take seconds: see the marker in
+# pyproject.toml), for the edit-test loop; make test, which CI runs, runs them all.
 test-quick: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q -n auto -m "not slow" $(ARGS)
