@@ -55,7 +55,7 @@ def test_resume_keeps_the_noise_stream(tmp_path, blobs_npz):
     opts = {**TINY, "noise": "salt-pepper:0.2", "patience": None}
     whole = vaekit.train(str(blobs_npz), out=tmp_path / "whole", **{**opts, "epochs": 4})
     vaekit.train(str(blobs_npz), out=tmp_path / "part", **{**opts, "epochs": 2})
-    resumed = vaekit.train(resume=tmp_path / "part", epochs=4, progress=False)
+    resumed = vaekit.train(resume=tmp_path / "part", epochs=4, progress=False, report=False)
     assert [m["train_loss"] for m in resumed.metrics()] == [m["train_loss"] for m in whole.metrics()]
 
 

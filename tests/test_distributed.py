@@ -80,7 +80,7 @@ def test_two_processes_train_one_model_in_one_run_folder(tmp_path):
 
 def test_command_line_under_torchrun_prints_once_and_resumes_at_another_world_size(tmp_path, blobs_npz):
     vaekit.train(str(blobs_npz), out=tmp_path / "run", **{**TINY, "epochs": 2, "patience": None})
-    done = torchrun("-m", "vaekit", "train", "--resume", tmp_path / "run", "--epochs", 4, cwd=tmp_path)
+    done = torchrun("-m", "vaekit", "train", "--resume", tmp_path / "run", "--epochs", 4, "--no-report", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [str(tmp_path / "run")]  # rank 0 alone prints results
     lines = vaekit_lines(done.stderr)
@@ -162,5 +162,5 @@ def test_a_killed_rank_ends_the_job_with_one_clear_line_and_the_run_resumes(tmp_
     assert f"--resume {tmp_path / 'run'}" in errors[0]
     # the folder holds whole checkpoints, and training goes on from the last one in one process
     done = vaekit.load(tmp_path / "run").metrics()[-1]["epoch"]
-    resumed = vaekit.train(resume=tmp_path / "run", epochs=done + 1, progress=False)
+    resumed = vaekit.train(resume=tmp_path / "run", epochs=done + 1, progress=False, report=False)
     assert resumed.metrics()[-1]["epoch"] == done + 1

@@ -41,7 +41,7 @@ def test_a_npy_past_the_budget_is_streamed_and_trains_like_in_memory(tmp_path, b
     # a run that streamed evaluates and reports without loading its data whole
     assert isinstance(streamed.dataset(), LazyDataset)
     assert streamed.evaluate()["n"] == in_memory.evaluate()["n"] == 24
-    resumed = vaekit.train(resume=tmp_path / "s", epochs=9, progress=False, memory_budget=4096)
+    resumed = vaekit.train(resume=tmp_path / "s", epochs=9, progress=False, memory_budget=4096, report=False)
     assert resumed.metrics()[-1]["epoch"] == 9
 
 
@@ -260,5 +260,5 @@ def test_a_killed_worker_stops_training_with_one_line_and_the_run_resumes(tmp_pa
     assert len(errors) == 1 and errors[0].startswith("vaekit train: error: a data-loading worker stopped")
     assert f"--resume {tmp_path / 'run'}" in errors[0]
     done = vaekit.load(tmp_path / "run").metrics()[-1]["epoch"]
-    resumed = vaekit.train(resume=tmp_path / "run", epochs=done + 1, progress=False)
+    resumed = vaekit.train(resume=tmp_path / "run", epochs=done + 1, progress=False, report=False)
     assert resumed.metrics()[-1]["epoch"] == done + 1

@@ -44,7 +44,7 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path, blobs_npz):
 def test_resume_continues_exactly_where_it_stopped(tmp_path, blobs_npz):
     whole = train(blobs_npz, tmp_path / "whole", epochs=4, patience=None)
     train(blobs_npz, tmp_path / "part", epochs=2, patience=None)
-    resumed = vaekit.train(resume=tmp_path / "part", epochs=4, progress=False)
+    resumed = vaekit.train(resume=tmp_path / "part", epochs=4, progress=False, report=False)
     assert [m["epoch"] for m in resumed.metrics()] == [1, 2, 3, 4]
     assert [m["val_loss"] for m in resumed.metrics()] == [m["val_loss"] for m in whole.metrics()]
     for p, q in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
@@ -204,5 +204,5 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(tmp_pa
     train(blobs_npz, tmp_path / "cut", epochs=2, patience=None)
     for name in ("training_state.pt", "model.safetensors", "metrics.jsonl", "samples.png", "reconstructions.png"):
         (tmp_path / "cut" / name).unlink()  # as if it died in its first epoch: config.json alone
-    resumed = vaekit.train(resume=tmp_path / "cut", progress=False)
+    resumed = vaekit.train(resume=tmp_path / "cut", progress=False, report=False)
     assert [m["val_loss"] for m in resumed.metrics()] == [m["val_loss"] for m in whole.metrics()]
