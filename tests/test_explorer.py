@@ -101,18 +101,29 @@ def test_sliders_and_map_span_the_codes_of_the_runs_own_data(folders):
     assert space["examples"]["labels"] == folders["labels"][picks].tolist()
 
 
-def test_classes_the_data_names_keep_their_names(folders, tmp_path):
-    """Numbered labels stay numbers; a CSV's label text and an image folder's subfolders name them."""
-    assert TestClient(create_app(folders["tmp"] / "vae")).get("/space").json()["class_names"] is None
-    assert TestClient(create_app(folders["tmp"] / "tab")).get("/space").json()["class_names"] == ["high", "low"]
+def named_shapes_cvae(tmp_path) -> None:
+    """Image folders of the three shapes: shapes/ with a subfolder per shape (bar, column,
+    square), other/ with columns and squares only; a cvae trained on shapes/ as tmp_path/run."""
     x, y = make_blobs(60)
     for i, (image, label) in enumerate(zip(x, y)):
-        shape = tmp_path / "shapes" / ["bar", "column", "square"][label]
-        shape.mkdir(parents=True, exist_ok=True)
-        (shape / f"{i}.png").write_bytes(png_bytes(image / 255))
-    vaekit.train(str(tmp_path / "shapes"), out=tmp_path / "run", **{**TINY, "epochs": 1})
+        for folder, names in (("shapes", ["bar", "column", "square"]), ("other", ["column", "square", "square"])):
+            shape = tmp_path / folder / names[label]
+            shape.mkdir(parents=True, exist_ok=True)
+            (shape / f"{i}.png").write_bytes(png_bytes(image / 255))
+    vaekit.train(str(tmp_path / "shapes"), out=tmp_path / "run", **{**TINY, "model": "cvae", "epochs": 1})
+
+
+def test_classes_the_data_names_keep_their_names(folders, tmp_path):
+    """Numbered labels stay numbers; a CSV's label text and an image folder's subfolders name
+    them. The served data's names label its points; a cvae's classes keep its training data's."""
+    assert TestClient(create_app(folders["tmp"] / "vae")).get("/space").json()["class_names"] is None
+    assert TestClient(create_app(folders["tmp"] / "tab")).get("/space").json()["class_names"] == ["high", "low"]
+    named_shapes_cvae(tmp_path)
     space = TestClient(create_app(tmp_path / "run")).get("/space").json()
-    assert space["class_names"] == ["bar", "column", "square"] and set(space["map"]["labels"]) == {0, 1, 2}
+    assert space["class_names"] == space["model_classes"] == ["bar", "column", "square"]
+    assert set(space["map"]["labels"]) == {0, 1, 2}
+    space = TestClient(create_app(tmp_path / "run", data=str(tmp_path / "other"))).get("/space").json()
+    assert space["class_names"] == ["column", "square"] and space["model_classes"] == ["bar", "column", "square"]
 
 
 def test_a_wide_code_gets_sliders_along_its_principal_directions(folders):
@@ -401,6 +412,15 @@ def test_an_autoencoder_offers_no_samples_but_everything_else(folders, open_page
         assert "no prior" in page.locator("#samples-hint").text_content()
         assert page.locator("#resample").is_hidden() and page.locator("#temperature").is_hidden()
         assert page.locator("#map").is_visible() and page.locator("#examples button").count() == 16
+
+
+def test_a_cvae_offers_its_classes_by_the_names_it_was_trained_on(open_page, tmp_path):
+    named_shapes_cvae(tmp_path)
+    with live_server(create_app(tmp_path / "run", data=str(tmp_path / "other"))) as url:
+        page = open_page(url)
+        renders(page, "samples", 1)
+        assert page.locator("#label option").all_text_contents() == ["bar", "column", "square"]
+        assert page.locator("#legend span").all_text_contents() == ["column", "square"]  # the served data's
 
 
 def test_principal_sliders_only_go_where_the_codes_vary(folders, tmp_path):

@@ -212,6 +212,29 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(run, cap
     assert epochs(run) == [1, 2, 3, 4]
 
 
+def test_a_folder_left_holding_only_vaekits_lock_is_trained_anew_and_nothing_else_is_taken(tmp_path, blobs_npz,
+                                                                                            capsys):
+    """A run killed while writing its config leaves only the lock (and perhaps a temporary):
+    train and detect fit use the folder; a folder that also holds anything else is refused."""
+    for name in ("run", "det", "kept"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / ".vaekit.lock").write_text("4242")
+    (tmp_path / "run" / ".config.x1y2.json").write_text('{"mod')
+    (tmp_path / "kept" / ".git").mkdir()
+    assert main(["train", "--data", str(blobs_npz), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 *TINY_ARGS]) == 0
+    assert epochs(tmp_path / "run") == [1] and not (tmp_path / "run" / ".config.x1y2.json").exists()
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32))
+    assert main(["detect", "fit", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "det"), "--epochs", "2",
+                 "--quiet"]) == 0
+    assert vaekit.AnomalyDetector.load(tmp_path / "det").decision_function(np.zeros((2, 3), np.float32)).shape == (2,)
+    capsys.readouterr()
+    for argv in (["train", "--data", str(blobs_npz)], ["detect", "fit", "--data", str(tmp_path / "x.npy")]):
+        assert main([*argv, "--out", str(tmp_path / "kept"), "--epochs", "1", "--quiet"]) == 2
+        assert "already exists" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [".git", ".vaekit.lock"]
+
+
 class Killed(BaseException):
     """The process dying at this point: nothing catches it, nothing after it runs."""
 

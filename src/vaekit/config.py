@@ -53,10 +53,11 @@ class DataConfig:
     # Tables with values outside [0, 1] are standardised (mean 0, std 1 per feature, from the
     # training split); tables in [0, 1] and images are modelled as they are.
     standardize: bool = True
-    # Filled in from the data: how the user's files hold samples, tabular column names, and the
-    # standardisation statistics (None when the data is used as it is).
+    # Filled in from the data: how the user's files hold samples, tabular column names, class
+    # names, and the standardisation statistics (None when the data is used as it is).
     layout: str = ""
     columns: list[str] | None = None
+    class_names: list[str] | None = None  # where the labels were names (subfolders, label text): what they index
     mean: list[float] | None = None
     std: list[float] | None = None
     # How training held the data: "memory" (one tensor, the fast path) or "stream" (read in

@@ -11,7 +11,8 @@ The page builds every code it decodes as ``origin + values @ directions``:
   A click on it decodes the code at that point of the plane.
 - **Examples**, a few of the samples in the data's own layout, to pick interpolation ends from.
 - **Class names** where the data names its classes (an image folder's subfolders, a CSV's
-  label text): the legend, the class picker and the examples show them instead of numbers.
+  label text): the legend and the examples show the served data's names, the class picker
+  the names of the data the model was trained on (they differ when ``--data`` has other classes).
 
 Codes are posterior means (``model.codes``), as ``vaekit latent`` plots them. Without data
 to read (a run trained on an in-memory array, a moved file), a model with a prior still
@@ -63,7 +64,8 @@ def _from_data(run, data, max_points: int) -> dict:
     picks = np.linspace(0, len(index) - 1, min(EXAMPLES, len(index))).round().astype(int)
     return {
         "data": ds.name,
-        "class_names": None if ds.class_names is None else list(ds.class_names),  # what the labels index
+        "class_names": None if ds.class_names is None else list(ds.class_names),  # what this data's labels index
+        "model_classes": run.config.data.class_names,  # what a cvae's classes are: its training data's names
         "sliders": _sliders(codes),
         "map": _map(codes, None if shown is None else shown.numpy()),
         "examples": {
@@ -78,13 +80,15 @@ def _without_data(run, reason: str) -> dict:
     note = render(f"no data to map ({reason}); start vaekit serve with {option('data')} to choose some",
                   command_line=True)
     if not run.model.generative:
-        return {"data": None, "class_names": None, "sliders": None, "map": None, "examples": None, "note": note}
+        return {"data": None, "class_names": None, "model_classes": run.config.data.class_names, "sliders": None,
+                "map": None, "examples": None, "note": note}
     d = run.model.latent_dim
     shown = min(d, MAX_SLIDERS)
     sliders = {"origin": [0.0] * d, "directions": np.eye(shown, d).tolist(), "start": [0.0] * shown,
                "low": [-SPAN] * shown, "high": [SPAN] * shown, "names": [f"z{j + 1}" for j in range(shown)],
                "basis": "prior"}
-    return {"data": None, "class_names": None, "sliders": sliders, "map": None, "examples": None, "note": note}
+    return {"data": None, "class_names": None, "model_classes": run.config.data.class_names, "sliders": sliders,
+            "map": None, "examples": None, "note": note}
 
 
 def _sliders(codes: np.ndarray) -> dict:

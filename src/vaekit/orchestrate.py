@@ -97,7 +97,8 @@ def _prepare(config: RunConfig, array, world: World) -> tuple[RunConfig, Dataset
         n_classes = int(dataset.require_labels().max()) + 1
     model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood, n_classes=n_classes)
     data_cfg = replace(config.data, layout=dataset.layout,
-                       columns=list(dataset.columns) if dataset.columns else None)
+                       columns=list(dataset.columns) if dataset.columns else None,
+                       class_names=list(dataset.class_names) if dataset.class_names else None)
     return replace(config, model=model, data=data_cfg), dataset
 
 

@@ -35,6 +35,12 @@ def foreign_state(path) -> VaekitError:
     return VaekitError(f"{path} holds another model's weights, so the run cannot be continued; start a new run")
 
 
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is the temporary file of a run folder's write (atomic_write's naming)."""
+    return any(name.startswith(f".{stem}.") and name.endswith(suffix) for stem, suffix in
+               map(os.path.splitext, (CONFIG, METRICS, WEIGHTS, STATE, RECONSTRUCTIONS, SAMPLES)))
+
+
 class RunLock:
     """An exclusive lock on a run folder for as long as one process writes to it, so that two
     ``--resume`` of one run cannot both write its epochs. Advisory (``flock``): vaekit's own
@@ -68,10 +74,10 @@ class RunLock:
         ``.training_state.x1y2.pt``): while the lock is held, no write of this run is under way."""
         if self.file is None:
             return  # without a lock, another process's write could be under way
-        for name in (CONFIG, METRICS, WEIGHTS, STATE, RECONSTRUCTIONS, SAMPLES):
-            stem, suffix = os.path.splitext(name)
-            for stale in folder.glob(f".{stem}.*{suffix}"):
+        for stale in folder.iterdir():
+            if is_temporary(stale.name):
                 stale.unlink(missing_ok=True)
+
 
     def release(self) -> None:
         if self.file is not None:
@@ -108,9 +114,9 @@ class RunFolder:
         """Whether this folder holds a run that never finished an epoch: a config and nothing
         trained (no weights, no checkpoint, no metrics), or only vaekit's lock (it stopped while
         writing the config)."""
+        if self.file(LOCK).exists() and all(p.name == LOCK or is_temporary(p.name) for p in self.path.iterdir()):
+            return True  # nothing but vaekit's own lock and temporaries: nothing else to lose
         names = {p.name for p in self.path.iterdir() if not p.name.startswith(".")}
-        if not names and self.file(LOCK).exists():
-            return True
         if not (names <= {CONFIG, METRICS} and CONFIG in names) or self.metrics():
             return False
         try:  # vaekit's own config, not some other program's file of the same name
@@ -181,12 +187,13 @@ class RunFolder:
         return state
 
     def save_epoch(self, state: dict, row: dict) -> None:
-        """An epoch's checkpoint, then its metrics line. The checkpoint carries the metrics
-        through its epoch, so a crash between the two writes loses no line: resuming writes
-        them back (:meth:`restore_metrics`)."""
-        text = "".join(json.dumps(r) + "\n" for r in [*self.metrics(), row])
-        self.save_state({**state, "metrics": text})
-        atomic_write(self.file(METRICS), lambda tmp: Path(tmp).write_text(text))
+        """An epoch's checkpoint, then its metrics line. The checkpoint carries that line, so a
+        crash between the two writes loses nothing: resuming writes it back (:meth:`restore_metrics`)."""
+        line = json.dumps(row) + "\n"
+        self.save_state({**state, "metrics_line": line})
+        path = self.file(METRICS)
+        before = path.read_text() if path.exists() else ""
+        atomic_write(path, lambda tmp: Path(tmp).write_text(before + line))
 
     def metrics(self) -> list[dict]:
         path = self.file(METRICS)
@@ -202,11 +209,12 @@ class RunFolder:
 
     def restore_metrics(self, state: dict | None) -> None:
         """The metrics lines of exactly the epochs that ``state`` (the checkpoint a run resumes
-        from) holds: its own copy of them, or, from a checkpoint of a vaekit that kept none, the
-        file's lines through its epoch."""
-        text = state.get("metrics") if state is not None else ""
-        if not isinstance(text, str):
-            text = "".join(json.dumps(r) + "\n" for r in self.metrics() if r["epoch"] <= state["epoch"])
+        from) holds: the file's lines before its epoch and the checkpoint's own copy of its
+        epoch's line (from a checkpoint of a vaekit that kept none, the file's line)."""
+        epoch = 0 if state is None else state["epoch"]
+        line = None if state is None else state.get("metrics_line")
+        kept = [r for r in self.metrics() if r["epoch"] < epoch or (r["epoch"] == epoch and line is None)]
+        text = "".join(json.dumps(r) + "\n" for r in kept) + (line or "")
         path = self.file(METRICS)
         if (path.read_text() if path.exists() else None) != text:
             atomic_write(path, lambda tmp: Path(tmp).write_text(text))

@@ -53,8 +53,8 @@ def _fit(args) -> int:
 
     out = Path(args.out)
     world = distributed.join()
-    # refuse an existing folder before training
-    world.on_main(lambda: RunFolder.create(out, resumable=False).path.rmdir())
+    # refuse an existing folder before training (and leave no empty one behind)
+    world.on_main(lambda: _remove_if_empty(RunFolder.create(out, resumable=False).path))
     data = world.agree(lambda: load_dataset(args.data))
     det = AnomalyDetector(model=args.model, contamination=args.contamination, anomaly_score=args.score,
                           epochs=args.epochs or "auto", random_state=args.seed, device=args.device,
@@ -75,6 +75,13 @@ def _fit(args) -> int:
           f"flags {det.labels_.mean():.1%} of them", file=sys.stderr)
     print(out)
     return 0
+
+
+def _remove_if_empty(folder) -> None:
+    """The folder made only to check --out goes again; one holding a stopped run's lock stays
+    (the detector is saved into it, as into an empty one)."""
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _score(args) -> int:

@@ -357,9 +357,14 @@ function mapFrame(points) {
   return frame;
 }
 
-// A class as its data names it (an image folder's subfolder, a CSV's label text), else its number.
+// A label of the data shown as the data names it (an image folder's subfolder, a CSV's label
+// text), else its number; a class of the model as its training data named it.
 function className(c) {
   return space.class_names?.[c] ?? String(c);
+}
+
+function modelClassName(c) {
+  return space.model_classes?.[c] ?? String(c);
 }
 
 // The map's classes in order, and the colour of each (one colour for unlabelled data).
@@ -447,7 +452,7 @@ async function startRun() {
   }
   if (info.classes) {
     $("label-control").hidden = false;
-    for (let c = 0; c < info.classes; c++) $("label").add(new Option(className(c), String(c)));
+    for (let c = 0; c < info.classes; c++) $("label").add(new Option(modelClassName(c), String(c)));
     $("label").addEventListener("change", () => {  // everything decoded is redrawn for the class chosen
       if (space.sliders) showSliders();
       if (info.generative) showSamples();
