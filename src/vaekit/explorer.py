@@ -79,16 +79,16 @@ def _without_data(run, reason: str) -> dict:
     # said to whoever started `vaekit serve`, so options are named as its flags
     note = render(f"no data to map ({reason}); start vaekit serve with {option('data')} to choose some",
                   command_line=True)
+    space = {"data": None, "class_names": None, "model_classes": run.config.data.class_names, "sliders": None,
+             "map": None, "examples": None, "note": note}
     if not run.model.generative:
-        return {"data": None, "class_names": None, "model_classes": run.config.data.class_names, "sliders": None,
-                "map": None, "examples": None, "note": note}
+        return space
     d = run.model.latent_dim
     shown = min(d, MAX_SLIDERS)
-    sliders = {"origin": [0.0] * d, "directions": np.eye(shown, d).tolist(), "start": [0.0] * shown,
-               "low": [-SPAN] * shown, "high": [SPAN] * shown, "names": [f"z{j + 1}" for j in range(shown)],
-               "basis": "prior"}
-    return {"data": None, "class_names": None, "model_classes": run.config.data.class_names, "sliders": sliders,
-            "map": None, "examples": None, "note": note}
+    space["sliders"] = {"origin": [0.0] * d, "directions": np.eye(shown, d).tolist(), "start": [0.0] * shown,
+                        "low": [-SPAN] * shown, "high": [SPAN] * shown, "names": [f"z{j + 1}" for j in range(shown)],
+                        "basis": "prior"}
+    return space
 
 
 def _sliders(codes: np.ndarray) -> dict:

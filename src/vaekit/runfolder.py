@@ -78,7 +78,6 @@ class RunLock:
             if is_temporary(stale.name):
                 stale.unlink(missing_ok=True)
 
-
     def release(self) -> None:
         if self.file is not None:
             self.file.close()  # closing lets go of the lock
