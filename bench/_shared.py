@@ -15,6 +15,15 @@ MNIST = SHARED / "data" / "mnist"
 REFERENCE = SHARED / "reference" / "seed_vae_reference.py"
 
 
+def hostile_tables():
+    """The test suite's generator of hostile tables (tests/hostile.py), so that the benchmark and
+    the tests use the same cases."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import hostile
+
+    return hostile
+
+
 def mnist_split(folder: Path) -> tuple[Path, Path]:
     """The benchmark convention: the first 8,000 MNIST test images train, the last 2,000 test.
 

@@ -220,15 +220,33 @@ def test_every_bad_parameter_is_one_clear_value_error(params, message):
         AnomalyDetector(**params).fit(train)
 
 
-def test_save_and_load_give_the_same_scores(tmp_path):
+@pytest.mark.parametrize("model", ["vae", "ae"])
+def test_save_and_load_give_the_same_scores(tmp_path, model):
     train, test, _ = planted()
-    det = AnomalyDetector(**FAST).fit(train)
+    det = AnomalyDetector(model=model, **FAST).fit(train)
     det.save(tmp_path / "det")
     again = AnomalyDetector.load(tmp_path / "det")
     np.testing.assert_array_equal(det.decision_function(test), again.decision_function(test))
     assert again.threshold_ == det.threshold_ and again.get_params() == det.get_params()
     with pytest.raises(VaekitError, match="already exists"):
         det.save(tmp_path / "det")
+
+
+def test_a_detector_saved_before_robust_units_scores_as_it_did(tmp_path):
+    """Folders written before the median and the clip hold the mean and no clip: they are read as
+    such, so their saved threshold still fits their scores."""
+    train, test, _ = planted()
+    det = AnomalyDetector(**FAST).fit(train)
+    det.save(tmp_path / "det")
+    state_file = tmp_path / "det" / "detector.json"
+    state = json.loads(state_file.read_text())
+    state["mean"] = state.pop("center")
+    del state["clip"]
+    state_file.write_text(json.dumps(state))
+    old = AnomalyDetector.load(tmp_path / "det")
+    assert old.clip_ is None
+    np.testing.assert_array_equal(old.center_, det.center_)
+    np.testing.assert_array_equal(old.decision_function(test[:5]), det.decision_function(test[:5]))
 
 
 def test_save_keeps_numpy_parameters_and_random_generators(tmp_path):

@@ -16,9 +16,9 @@ _LAZY = {
     "RunConfig": "vaekit.config", "ModelConfig": "vaekit.config", "DataConfig": "vaekit.config",
     "TrainConfig": "vaekit.config",
 }
-from .errors import VaekitError  # noqa: E402  (light: no torch)
+from .errors import VaekitError, VaekitWarning  # noqa: E402  (light: no torch)
 
-__all__ = [*_LAZY, "VaekitError", "__version__"]
+__all__ = [*_LAZY, "VaekitError", "VaekitWarning", "__version__"]
 
 
 def __getattr__(name: str):

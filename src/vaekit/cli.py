@@ -11,10 +11,11 @@ import errno
 import importlib
 import os
 import sys
+import warnings
 
 from . import __version__, distributed
 from .distributed import PeerError, ignore_sigterm, launched, leave, stop_on_sigterm
-from .errors import VaekitError, render
+from .errors import VaekitError, VaekitWarning, render
 
 # name -> (module in vaekit.commands, one-line summary); aliases point at the same module.
 COMMANDS = {
@@ -72,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str, show):
+    """``warnings.showwarning`` that prints vaekit's own warnings as one line, options named as
+    flags (``vaekit detect: warning: ...``), and leaves the others to ``show``."""
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if isinstance(message, VaekitWarning):
+            print(f"vaekit {command}: warning: {message.for_command_line()}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -83,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     distributed.resume_hint = ""  # set by training once it has a run folder to continue
     status, message = 2, None
     try:
-        status = args.handler(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+            status = args.handler(args) or 0
     except PeerError:  # under torchrun: another rank failed and printed why
         pass
     except VaekitError as e:

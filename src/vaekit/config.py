@@ -161,6 +161,8 @@ class TrainConfig:
     workers: int | None = None  # DataLoader workers reading streamed data (None: chosen for the source)
     dist_timeout: float = 300.0  # seconds a process waits for the others under torchrun before giving up
     world_size: int = 1  # processes that trained (the last session, under torchrun); filled in
+    trim: float | None = None  # learn from each batch's rows within this Tukey fence of their losses (None: all)
+    lr_fan_in: int | None = None  # weights with more inputs than this learn at lr * sqrt(lr_fan_in / inputs)
 
     def validate(self) -> None:
         check_types(self)

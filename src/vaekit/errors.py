@@ -42,12 +42,8 @@ def render(message: str, command_line: bool = False) -> str:
     return _NAMED.sub(named, message)
 
 
-class VaekitError(ValueError):
-    """Bad input or a bad run folder: the message names the problem and the fix.
-
-    The command line prints it as one line on stderr and exits with status 2;
-    the Python API lets it propagate (it is a ``ValueError``).
-    """
+class _Named:
+    """A message whose options are named for whoever reads it (see :func:`option`)."""
 
     def __str__(self) -> str:
         return render(super().__str__())
@@ -57,6 +53,29 @@ class VaekitError(ValueError):
         return render(super().__str__(), command_line=True)
 
 
+class VaekitError(_Named, ValueError):
+    """Bad input or a bad run folder: the message names the problem and the fix.
+
+    The command line prints it as one line on stderr and exits with status 2;
+    the Python API lets it propagate (it is a ``ValueError``).
+    """
+
+
+class VaekitWarning(_Named, UserWarning):
+    """Something vaekit worked around and the user should know of (a fit that diverged and was
+    done again at a lower rate). The command line prints it as one line on stderr."""
+
+
 class NotNumericError(VaekitError, TypeError):
     """Input that is not numbers where numbers are needed: a ``ValueError`` like every
     VaekitError, and a ``TypeError`` as scikit-learn and NumPy raise for it."""
+
+
+class TrainingDiverged(VaekitError):
+    """Training whose loss stopped being a number or grew far past its start. The command line
+    stops with the message; the anomaly detector fits again at a lower learning rate instead.
+    ``what`` says what the loss did."""
+
+    def __init__(self, message: str, what: str = ""):
+        super().__init__(message)
+        self.what = what

@@ -17,18 +17,21 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write
-from .data.dataset import standardize
 from .errors import VaekitError
+from .robust import robust_standardize
 
 
 class _Standardise(nn.Module):
-    def __init__(self, mean, scale):
+    """A table detector's units (:func:`vaekit.robust.robust_standardize`) as part of the graph."""
+
+    def __init__(self, detector):
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.register_buffer("center", torch.as_tensor(detector.center_, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(detector.scale_, dtype=torch.float32))
+        self.clip = detector.clip_
 
     def forward(self, x):
-        return standardize(x, self.mean, self.scale)
+        return robust_standardize(x, self.center, self.scale, self.clip)
 
 
 class Encoder(nn.Module):
@@ -56,7 +59,7 @@ class Scorer(nn.Module):
         from .anomaly import score_draws
 
         self.model, self.score = detector.net_, detector.anomaly_score_
-        self.prepare = _Standardise(detector.mean_, detector.scale_) if detector.kind_ == "tabular" else nn.Identity()
+        self.prepare = _Standardise(detector) if detector.kind_ == "tabular" else nn.Identity()
         self.register_buffer("eps", score_draws(detector))
 
     def forward(self, x):
@@ -100,7 +103,7 @@ def export_onnx(folder, out: str | Path | None = None) -> list[Path]:
     if RunFolder.open(folder).kind == "detector":
         detector = AnomalyDetector.load(folder)
         model, shape = detector.net_.cpu(), detector.sample_shape_
-        prepare = _Standardise(detector.mean_, detector.scale_) if detector.kind_ == "tabular" else None
+        prepare = _Standardise(detector) if detector.kind_ == "tabular" else None
     else:
         from .run import load
 

@@ -24,9 +24,9 @@ from .config import TrainConfig
 from .data import LazyDataset, default_memory_budget, shard
 from .data.lazy import Loading, loader_errors
 from .distributed import SINGLE, World, lost_contact
-from .errors import VaekitError, option
+from .errors import TrainingDiverged, VaekitError, option
 from .noise import Noise, parse_noise
-from .objectives import KLWeights, LossTerms, loss_terms
+from .objectives import KLWeights, LossTerms, loss_terms, within_fence
 from .runfolder import STATE, foreign_state, resume_hint
 
 
@@ -70,21 +70,37 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "fp32"
 
 
-def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel (one update for all parameters) where the device has it."""
+def make_optimizer(model: torch.nn.Module, lr: float, fan_in: int | None = None) -> torch.optim.Adam:
+    """Adam with the fused kernel (one update for all parameters) where the device has it.
+
+    With ``fan_in``, a weight with more inputs per output than that learns at
+    lr * sqrt(fan_in / its inputs). Adam moves every weight by about lr a step, whatever its
+    gradient's size, so a unit's input moves with the number of weights feeding it: a
+    step that suits 64 inputs throws the first layer of a 1,000-column table far off (a VAE
+    detector's loss then grew a thousandfold on 9 of 15 image-embedding sets at 5e-3, and
+    on none at 1.26e-3 in the first layer alone; bench/anomaly_adbench.py).
+    """
+    groups = {}
+    for p in model.parameters():
+        inputs = p[0].numel() if p.dim() > 1 else 1
+        scale = 1.0 if fan_in is None or inputs <= fan_in else math.sqrt(fan_in / inputs)
+        groups.setdefault(scale, []).append(p)
+    params = [{"params": ps, "lr": lr * scale} for scale, ps in groups.items()]
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        return torch.optim.Adam(params, lr=lr)
 
 
 VALIDATION_NOISE_SEED = 12345  # the same corruptions every epoch, so validation losses compare
 
 
 @torch.no_grad()
-def mean_terms(model, data, batch_size: int = 1024, noise: Noise | None = None, world=SINGLE) -> dict[str, float]:
+def mean_terms(model, data, batch_size: int = 1024, noise: Noise | None = None, world=SINGLE,
+               trim: float | None = None) -> dict[str, float]:
     """Average loss terms over a whole dataset, in eval mode (inputs corrupted by ``noise``);
-    under DDP each rank takes its share and the sums are added up."""
+    under DDP each rank takes its share and the sums are added up. With ``trim``, over the rows
+    within that fence of each chunk (:func:`~vaekit.objectives.within_fence`), as training counts them."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -96,10 +112,15 @@ def mean_terms(model, data, batch_size: int = 1024, noise: Noise | None = None, 
         noisy = noise.apply(x, generator, clip=data.kind == "image") if noise is not None else x
         y = part.labels(slice(start, start + len(x)), model)
         t = loss_terms(model, noisy, x, y=None if y is None else y.to(device))
+        n = len(x)
+        if trim is not None:
+            keep = within_fence(t.loss, trim)
+            t, n = t.kept(keep), keep.sum().item()
         sums[:3] += torch.stack([t.loss.sum(), t.recon.sum(), t.kl.sum()]).double().cpu()
-        sums[3] += len(x)
+        sums[3] += n
     model.train(was_training)
     loss, recon, kl, n = world.all_reduce(sums).tolist()
+    n = max(n, 1.0)
     return {"loss": loss / n, "recon": recon / n, "kl": kl / n}
 
 
@@ -161,7 +182,7 @@ class Trainer:
         self.cfg = cfg
         self.device = device
         self.world = world
-        self.optimizer = make_optimizer(self.model, cfg.lr)
+        self.optimizer = make_optimizer(self.model, cfg.lr, cfg.lr_fan_in)
         self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)  # shuffling: the same on every rank
         self.noise = parse_noise(cfg.noise)
         self.noise_generator = torch.Generator(device=device)
@@ -255,7 +276,8 @@ class Trainer:
         # ~40 of them, each costing microseconds of overhead, so every one saved shows.
         sums = torch.zeros(3, device=self.device)  # loss, recon, kl summed over samples
         first = None  # the first batch's summed loss and size, until the run has its initial loss
-        count = 0
+        count = 0  # samples seen
+        learned = 0  # samples learned from (all but those past a trimming fence), a tensor when trimming
         kl_dims = None
         steps = -(-len(order) // loading.batch_size)
         weights = self.kl_weights(self.state.epoch)  # per step only while the KL weight ramps up
@@ -270,15 +292,21 @@ class Trainer:
                 weights = self.kl_weights(self.state.epoch + step / steps)
             with precision:
                 terms = LossTerms(**self._loss(noisy, x, weights, y))
+            if cfg.trim is None:
+                kept = len(x)
+            else:  # rows past the fence count for nothing (see objectives.within_fence)
+                keep = within_fence(terms.loss, cfg.trim)
+                terms, kept = terms.kept(keep), keep.sum().float()
             # This rank's sum over the global batch size, times the world size: DDP averages the
             # ranks' gradients, which then equal the gradient of the global batch's mean loss.
-            loss = terms.loss.mean() if world.size == 1 else terms.loss.sum() * (world.size / n_global)
+            loss = terms.loss.sum() / kept if world.size == 1 else terms.loss.sum() * (world.size / n_global)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            learned = learned + kept
             with torch.no_grad():
                 if step == 0 and self.state.initial_loss is None:
-                    first = torch.stack([terms.loss.sum(), torch.tensor(float(len(x)), device=self.device)])
+                    first = torch.stack([terms.loss.sum(), torch.as_tensor(float(kept), device=self.device)])
                 sums += torch.stack([terms.loss, terms.recon, terms.kl]).sum(1)
                 if terms.kl_per_dim is not None:
                     kl_dims = terms.kl_per_dim.sum(0) if kl_dims is None else kl_dims.add_(terms.kl_per_dim.sum(0))
@@ -286,23 +314,24 @@ class Trainer:
             if world.size == 1 and step % DIVERGENCE_EVERY == DIVERGENCE_EVERY - 1:  # one sync in so many steps
                 if first is not None:
                     self.state.initial_loss, first = (first[0] / first[1]).item(), None
-                self.check_diverged(sums[0].item() / count)
+                self.check_diverged(sums[0].item() / max(float(learned), 1.0))
             if progress is not None:
                 progress.update(len(x) * world.size)
                 if step % 10 == 0:
                     progress.set_postfix(loss=f"{loss.item() / world.size:.2f}", refresh=False)
-        sums = torch.cat([sums.double().cpu(), torch.tensor([float(count)], dtype=torch.float64),
+        sums = torch.cat([sums.double().cpu(), torch.tensor([float(learned), float(count)], dtype=torch.float64),
                           *([] if first is None else [first.double().cpu()])])
         if world.size > 1:
             sums = world.all_reduce(sums)
             if kl_dims is not None:
                 kl_dims = world.all_reduce(kl_dims.double().cpu())
-        loss, recon, kl, count, *start = sums.tolist()
+        loss, recon, kl, learned, count, *start = sums.tolist()
         if start:
-            self.state.initial_loss = start[0] / start[1]
-        self.check_diverged(loss / count)
-        return {"loss": loss / count, "recon": recon / count, "kl": kl / count, "samples": count,
-                "kl_per_dim": None if kl_dims is None else (kl_dims / count).tolist()}
+            self.state.initial_loss = start[0] / max(start[1], 1.0)
+        learned = max(learned, 1.0)
+        self.check_diverged(loss / learned)
+        return {"loss": loss / learned, "recon": recon / learned, "kl": kl / learned, "samples": count,
+                "kl_per_dim": None if kl_dims is None else (kl_dims / learned).tolist()}
 
     def check_diverged(self, loss: float) -> None:
         """Stop with one clear line once the loss is no number or has grown far past its start;
@@ -312,8 +341,9 @@ class Trainer:
             return
         hint = "" if self.run_folder is None else resume_hint(self.run_folder, self.state.epoch)
         grew = "" if start is None or not math.isfinite(loss) else f" from {start:.4g} at the start"
-        raise VaekitError(f"training diverged: the loss per sample is {loss:.4g}{grew}; lower {option('lr')} "
-                          f"(now {self.cfg.lr:g}) or check the data's scale{hint}")
+        what = f"the loss per sample is {loss:.4g}{grew}"
+        raise TrainingDiverged(f"training diverged: {what}; lower {option('lr')} (now {self.cfg.lr:g}) or check the "
+                               f"data's scale{hint}", what)
 
     def loading(self, data) -> Loading:
         """How this rank reads ``data`` (see :meth:`read_settings`)."""
@@ -365,7 +395,8 @@ class Trainer:
                 self.state.seconds += seconds
                 if bar is not None:
                     bar.close()
-                va = mean_terms(self.model, val, noise=self.noise, world=world) if val is not None else None
+                va = (mean_terms(self.model, val, noise=self.noise, world=world, trim=cfg.trim)
+                      if val is not None else None)
             watched = (va or tr)["loss"]
             improved = watched < self.state.best_loss
             if improved:

@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "recon, elbo, iw")
     fit.add_argument("--epochs", type=positive_int,
                      help="default: for tables, the fewest passes that make about a step per row, but 300 to 500 "
-                          "steps (at most 300 passes); 50 for images")
+                          "steps (at most 300 passes); for tables of more than 64 columns, steps that see 1.5 "
+                          "million values or 10 passes, whichever is more; 50 for images")
     fit.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
     fit.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     fit.add_argument("--quiet", action="store_true", help="no progress output")

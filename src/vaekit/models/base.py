@@ -91,6 +91,10 @@ class LatentModel(nn.Module):
         """The output for each input, deterministic: the decoder's mean at the code's."""
         return self.decode_mean(self.codes(x, y), y)
 
+    def reconstruction_error(self, x: torch.Tensor) -> torch.Tensor:
+        """Squared error of :meth:`reconstruct` per sample (N,), summed over the data dimensions."""
+        return (self.reconstruct(x) - x).pow(2).flatten(1).sum(1)
+
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                y: torch.Tensor | None = None) -> torch.Tensor:
         raise VaekitError(f"a plain autoencoder has no prior to sample from; train with {option('model', 'vae')}")
