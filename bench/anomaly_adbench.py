@@ -141,6 +141,7 @@ def measure(names: list[str], files: list[Path], seeds: list[int], **protocol) -
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always", VaekitWarning)
                         score = fits[n](xtr.astype(np.float32))
+                    results[n]["fit_s"] += time.perf_counter() - t0
                     refits = sum(isinstance(w.message, VaekitWarning) for w in caught)
                     results[n]["refits"] = results[n].get("refits", 0) + refits
                     s = np.asarray(score(xte.astype(np.float32)), dtype=np.float64)
@@ -148,7 +149,6 @@ def measure(names: list[str], files: list[Path], seeds: list[int], **protocol) -
                 except Exception as e:  # a detector that stops with an error: counted, not hidden
                     results[n]["failed"].setdefault(f.stem, []).append(f"seed {seed}: {str(e)[:200]}")
                     auroc, auprc = 0.5, float(np.mean(yte))
-                results[n]["fit_s"] += time.perf_counter() - t0
                 results[n]["auroc"].setdefault(f.stem, []).append(auroc)
                 results[n]["auprc"].setdefault(f.stem, []).append(auprc)
     return results
