@@ -367,4 +367,12 @@ def test_a_table_trains_about_a_step_per_row_within_300_to_500(rows, epochs):
 def test_a_fitted_table_detector_trained_by_that_rule():
     x = np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)
     det = AnomalyDetector(random_state=0).fit(x)
-    assert det.train_config_.epochs == 100 and det.train_config_.batch_size == 128  # 4 batches a pass, 400 steps
+    assert det.train_config_.epochs == 100 and det.train_config_.batch_size == 100  # 4 equal batches, 400 steps
+
+
+def test_a_wide_table_trains_on_a_budget_of_values():
+    x = np.random.default_rng(0).normal(size=(150, 1000)).astype(np.float32)
+    det = AnomalyDetector(model="ae", random_state=0).fit(x)
+    # batches of 32 made equal (5 of 30), 1.5 million values = 50 steps = 10 passes; 64 hidden units
+    assert det.train_config_.batch_size == 30 and det.train_config_.epochs == 10
+    assert det.model_config_.hidden_dims == (64,)

@@ -487,7 +487,9 @@ default="auto"
         auto = AUTO_TRAINING["intensities" if self.intensities_ else
                              "wide table" if self.n_features_in_ > WIDE else "table"]
         batch_size = auto["batch_size"] if self.batch_size == "auto" else self.batch_size
-        batch_size = int(min(batch_size, len(train)))
+        # Batches of equal size (within one row): a last batch of a few rows is a poor step, and
+        # there a glitch row or two can be half the batch, past what trimming can tell apart.
+        batch_size = math.ceil(len(train) / math.ceil(len(train) / batch_size))
         epochs = auto["epochs"]
         if auto["steps"]:
             steps = auto["steps"]
