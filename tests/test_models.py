@@ -100,6 +100,9 @@ def test_fast_loss_terms_match_torch_distributions():
                 likelihood.log_scale.uniform_(-1, 1)
         expected = likelihood.distribution(params).log_prob(x)
         assert torch.allclose(likelihood.log_prob(params, x), expected, rtol=1e-5), name
+        draws = torch.stack([params, params.flip(0)])  # K = 2 outputs for the same x, as importance sampling has
+        each = torch.stack([likelihood.distribution(d).log_prob(x) for d in draws])
+        assert torch.allclose(likelihood.log_prob(draws, x), each, rtol=1e-5), name
     model = vaekit.VAE(input_shape=(2, 3, 4), latent_dim=3, hidden_dims=(8,))
     out = model(x)
     assert torch.allclose(kl_to_standard_normal(out.loc, out.logvar),

@@ -6,7 +6,8 @@ The decoder returns raw parameters; a likelihood turns them into
   (``Independent``, so ``log_prob`` sums over every data dimension), for users;
 - ``log_prob(params, x)``: the same log-likelihood per sample from fused kernels (BCE with
   logits), for training, where the distribution objects' Python overhead is a measurable
-  share of each step. Tests check that the two agree;
+  share of each step. Tests check that the two agree. ``params`` may have leading dimensions
+  that ``x`` (N, *sample) lacks, such as K draws (K, N, *sample): the result is then (K, N);
 - ``mean(params)``: E[x|z], the reconstruction a user sees.
 
 Names: ``bernoulli`` (logits; the classic choice for data in [0, 1]), ``gaussian`` (unit
@@ -38,7 +39,8 @@ class BernoulliLikelihood(nn.Module):
         return Independent(Bernoulli(logits=params, validate_args=False), params.dim() - 1)
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return -F.binary_cross_entropy_with_logits(params, x, reduction="none").flatten(1).sum(1)
+        bce = F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
+        return -_per_sample(bce, x)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
@@ -52,7 +54,7 @@ class ContinuousBernoulliLikelihood(nn.Module):
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # The Bernoulli term plus the log normaliser, which torch computes stably near 1/2.
-        return self.distribution(params).log_prob(x)
+        return _per_sample(ContinuousBernoulli(logits=params, validate_args=False).log_prob(x), x)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return ContinuousBernoulli(logits=params, validate_args=False).mean
@@ -79,11 +81,16 @@ class GaussianLikelihood(nn.Module):
         log_scale = self._log_scale(params)
         # The terms that do not depend on x are summed once, not added to every value: on wide
         # rows each full-size operation costs more than the matrix products of a small batch.
-        normaliser = log_scale.expand(params.shape[1:]).sum() + params[0].numel() * _HALF_LOG_2PI
-        return -0.5 * ((x - params) * torch.exp(-log_scale)).pow(2).flatten(1).sum(1) - normaliser
+        normaliser = log_scale.expand(x.shape[1:]).sum() + x[0].numel() * _HALF_LOG_2PI
+        return -0.5 * _per_sample(((x - params) * torch.exp(-log_scale)).pow(2), x) - normaliser
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params
+
+
+def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``values`` (..., N, *sample) summed over the sample's dimensions, those of ``x`` (N, *sample)."""
+    return values.flatten(-(x.dim() - 1)).sum(-1) if x.dim() > 1 else values
 
 
 def build(name: str, shape: tuple[int, ...]) -> nn.Module:

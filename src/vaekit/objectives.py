@@ -5,6 +5,7 @@ as in the classic VAE loss (BCE summed over pixels + KL).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -63,16 +64,36 @@ def within_fence(loss: torch.Tensor, k: float) -> torch.Tensor:
     median. That is far enough not to bind otherwise: losses are skewed to the right, and a
     fence of 7.4 of them, Tukey's five interquartile ranges for normal losses, would already
     leave out twice the rows. A loss that is no number is kept, so that a model that broke
-    shows as diverged instead of learning from no rows."""
+    shows as diverged instead of learning from no rows.
+    """
     loss = loss.detach().float()
-    q1, median, q3 = torch.quantile(loss, _QUARTILES.to(loss.device))
+    at, weights = _quartile_weights(len(loss), loss.device)
+    q1, median, q3 = weights @ loss.sort().values[at]  # NaN sorts last
     spread = (loss - median).abs().median()
     fence = torch.minimum(q3 + k * (q3 - q1), median + FAR * 1.4826 * spread)
     return ~(loss > fence)  # NaN is past no fence
 
 
-_QUARTILES = torch.tensor([0.25, 0.5, 0.75])
 FAR = 30.0
+
+
+@functools.lru_cache(maxsize=64)
+def _quartile_weights(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions in n sorted values, and weights (3, positions) that interpolate the quartiles
+    between them as ``torch.quantile`` does: worked out once per batch size, since this runs
+    every training step and each of ``torch.quantile``'s operations shows. (No weight is 0,
+    so a loss that overflowed to infinity two places off cannot make a quartile NaN.)"""
+    parts = []
+    for q in (0.25, 0.5, 0.75):
+        position = q * (n - 1)
+        low, frac = int(position), q * (n - 1) - int(position)
+        parts.append([(low, 1.0 - frac)] + ([(low + 1, frac)] if frac > 0 else []))
+    at = sorted({i for part in parts for i, _ in part})
+    weights = torch.zeros(3, len(at))
+    for row, part in enumerate(parts):
+        for i, w in part:
+            weights[row, at.index(i)] += w
+    return torch.tensor(at, device=device), weights.to(device)
 
 
 def kl_per_dim(loc: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -129,7 +150,7 @@ def log_weights(model: VAE, x: torch.Tensor, loc: torch.Tensor, logvar: torch.Te
     z = loc + torch.exp(0.5 * logvar) * eps
     k, n = z.shape[:2]
     params = model.decoder_params(z.flatten(0, 1), None if y is None else y.repeat(k))
-    log_px = model.likelihood.log_prob(params.float(), x.repeat(k, *([1] * (x.dim() - 1)))).view(k, n)
+    log_px = model.likelihood.log_prob(params.float().view(k, *x.shape), x)  # (K, N), x not copied K times
     log_pz = -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
     log_qz = -0.5 * (eps.pow(2) + _LOG_2PI + logvar).sum(-1)
     return log_px, log_px + log_pz - log_qz

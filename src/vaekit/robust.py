@@ -30,8 +30,7 @@ def robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (a flag's 1 is one unit), and a column that never changes keeps its own units (scale 1).
     """
     x = np.asarray(x, dtype=np.float64)
-    center = np.median(x, axis=0)
-    q1, q3 = np.percentile(x, [25, 75], axis=0)
+    q1, center, q3 = np.percentile(x, [25, 50, 75], axis=0)
     scale = (q3 - q1) / NORMAL_IQR
     flat = ~(scale > 0)
     if flat.any():
