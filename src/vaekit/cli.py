@@ -120,5 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def console() -> None:
+    """The ``vaekit`` command (and ``python -m vaekit``): :func:`main`, then the exit.
+
+    A torchrun worker skips the interpreter's teardown: torch's communication threads can
+    still abort the process there (SIGABRT, "terminate called without an active exception",
+    about one job in a hundred on a busy machine) after a run that succeeded, and torchrun then
+    calls the whole job failed. Every file vaekit wrote is closed by then."""
+    status = main()
+    if launched():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -11,6 +11,7 @@ others with one clear error instead of a job that never finishes.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 from dataclasses import dataclass
@@ -194,6 +195,10 @@ def join(timeout: float = DEFAULT_TIMEOUT) -> World:
                           f"{os.environ.get('MASTER_PORT', '?')} within {timeout:.0f} s ({_first_line(e)}); check "
                           "that every node was started with the same --rdzv-endpoint and --nnodes") from None
     _joined = True
+    # A script that trains through the API and just ends never calls leave(): destroy the group
+    # while the interpreter is still whole. Left to the interpreter's teardown, gloo's worker
+    # threads can still hold tensors then, and the process aborts (SIGABRT) after a run that worked.
+    atexit.register(leave)
     return current()
 
 
