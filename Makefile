@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/anomaly_adbench.py --collections adbench --contaminate 0.05
 	$(BIN)/python bench/anomaly_adbench.py --collections adbench --glitches 5:1e4
 	$(BIN)/python bench/anomaly_robust.py
+	$(BIN)/python bench/anomaly_trim.py
 	$(BIN)/python bench/anomaly_mnist.py
 	$(BIN)/python bench/pyod_parity.py
 	$(BIN)/python bench/denoise.py
