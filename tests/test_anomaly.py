@@ -181,6 +181,7 @@ def test_dataframes_keep_their_column_names():
 
 def test_wrong_shape_and_bad_input_are_clear_errors():
     sparse = pytest.importorskip("scipy.sparse")
+    pd = pytest.importorskip("pandas")
     train, test, _ = planted()
     det = AnomalyDetector(**FAST).fit(train)
     with pytest.raises(ValueError, match="X has 5 features, but AnomalyDetector is expecting 6"):
@@ -188,7 +189,9 @@ def test_wrong_shape_and_bad_input_are_clear_errors():
     with pytest.raises(ValueError, match="NaN"):
         det.decision_function(np.full((2, 6), np.nan, np.float32))
     for X, message in [(sparse.csr_matrix(train), "sparse input is not supported; pass X.toarray()"),
-                       (train.astype(np.complex64), "Complex data not supported"),
+                       (train.astype(np.complex64), "X holds complex numbers; give real values"),
+                       (pd.DataFrame({"t": pd.date_range("2020", periods=6), "v": np.arange(6.0)}),
+                        "column.s. t hold dates or durations; turn them into numbers"),
                        (np.zeros((5, 0)), "0 feature"),
                        (train[:1], "1 sample"),
                        (train[:, 0], "Reshape your data"),

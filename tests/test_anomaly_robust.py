@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 import hostile
 from vaekit import AnomalyDetector, VaekitError, VaekitWarning
 from vaekit.objectives import within_fence
-from vaekit.robust import robust_units, soft_clip
+from vaekit.robust import robust_standardize, robust_units, soft_clip
 from vaekit.training import make_optimizer
 
 
@@ -92,6 +92,44 @@ def test_a_glitch_row_neither_stops_the_fit_nor_blinds_the_detector():
     assert roc_auc_score(y, det.decision_function(test)) > 0.85
     glitches = np.flatnonzero(np.abs(train).max(1) > 1e3)
     assert len(glitches) == 5 and np.all(det.labels_[glitches] == 1)  # the glitches themselves are flagged
+
+
+def test_values_spread_over_float32s_whole_range_fit():
+    """A column of values near -1e38 and 1e38: its spread is beyond float32, and x minus its
+    median overflows unless worked out with care; the fit must neither fail nor warn."""
+    rng = np.random.default_rng(0)
+    for far in (1.8e38, 3e38):
+        x = rng.normal(size=(200, 3))
+        x[:, 0] = rng.choice([-far, far], 200)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            det = AnomalyDetector(model="ae", epochs=3, random_state=0).fit(x)
+            assert np.isfinite(det.decision_function(x)).all()
+    z = robust_standardize(torch.tensor([[-3e38], [3e38]]), np.float32([3e38]), np.float32([1.0]), 100.0)
+    assert torch.isfinite(z).all() and z[0, 0] < -100 and z[1, 0] == 0
+
+
+def test_a_table_of_bytes_scores_as_the_numbers_it_holds(tmp_path):
+    """pandas' downcast makes ages and counts uint8; vaekit reads uint8 images as x / 255, but
+    the same rows as int64, floats, or a uint8 file read on demand must score alike."""
+    import pandas as pd
+
+    from vaekit.data import open_lazy
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"age": rng.integers(18, 90, 300), "children": rng.integers(0, 5, 300),
+                          "visits": rng.poisson(20, 300)}).astype(np.uint8)
+    det = AnomalyDetector(model="ae", epochs=3, random_state=0).fit(table)
+    assert det.center_[0] == np.median(table["age"])  # in years, not in 255ths
+    scores = det.decision_function(table)
+    for same in (table.astype(np.int64), table.to_numpy(np.float64)):
+        np.testing.assert_array_equal(det.decision_function(same), scores)
+    np.save(tmp_path / "t.npy", table.to_numpy())
+    streamed = np.concatenate(list(det.score_chunks(open_lazy(str(tmp_path / "t.npy")), chunk=64)))
+    np.testing.assert_allclose(streamed, scores, rtol=1e-6)
+    assert det.predict(table).mean() == pytest.approx(0.1, abs=0.02)
+    refit = AnomalyDetector(model="ae", epochs=3, random_state=0).fit(table.astype(np.float32))
+    np.testing.assert_array_equal(refit.decision_function(table), scores)
 
 
 def test_a_fit_that_diverges_is_done_again_at_a_lower_rate():

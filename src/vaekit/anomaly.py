@@ -120,6 +120,18 @@ def _intensities(ds) -> bool:
     return math.prod(ds.sample_shape) > WIDE and lo >= 0 and hi <= 1
 
 
+def _bytes(ds) -> bool:
+    """Whether ``ds`` is a table stored as uint8. vaekit reads uint8 as 8-bit intensities (x / 255),
+    right for images; but a table's bytes are the numbers they hold (pandas' downcast makes ages
+    and counts uint8), and the same rows as int64, as floats or from a CSV must score alike, so
+    the detector takes such a table as its values."""
+    import torch
+
+    source = getattr(ds, "source", None)
+    stored = ds.x.dtype if source is None else source.dtype
+    return ds.kind == "tabular" and stored in (np.uint8, torch.uint8)
+
+
 def _integer(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -355,8 +367,17 @@ default="auto"
         are not numbers)."""
         from sklearn.utils import check_array
 
+        complex_numbers = NotNumericError("Complex data not supported: X holds complex numbers; give real values "
+                                          "(e.g. the real and imaginary parts as columns of their own)")
         columns = getattr(X, "columns", None)
         if columns is not None:
+            kinds = {c: getattr(X[c], "dtype", np.dtype(object)).kind for c in columns}
+            times = [c for c, kind in kinds.items() if kind in "mM"]
+            if times:
+                raise NotNumericError(f"column(s) {', '.join(map(str, times))} hold dates or durations; turn them "
+                                      "into numbers (e.g. seconds since a start, or the hour and weekday) or drop them")
+            if "c" in kinds.values():
+                raise complex_numbers
             bad = [c for c in columns if not _is_numeric(X[c])]
             if bad:
                 raise NotNumericError(f"column(s) {', '.join(map(str, bad))} are not numeric; encode them as "
@@ -376,6 +397,8 @@ default="auto"
             raise NotNumericError(f"X must be numeric: {text}") from None
         except ValueError as e:
             text = " ".join(str(e).split())
+            if text.startswith("Complex data not supported"):  # (scikit-learn's message goes on to print X)
+                raise complex_numbers from None
             if "convert" in text:  # strings, objects
                 raise NotNumericError(f"X must be numeric: {text}; encode such values as numbers") from None
             raise VaekitError(text) from None
@@ -398,6 +421,8 @@ default="auto"
         else:
             names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
             ds = from_arrays(self._as_array(X, fitting), name="X")
+        if isinstance(ds, Dataset) and _bytes(ds):
+            ds = replace(ds, x=ds.x.float())  # a table's bytes are its values (see _bytes)
         if fitting:
             if names is not None:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -694,7 +719,10 @@ default="auto"
         eps = score_draws(self).to(device)
         with torch.no_grad():
             for _, x in ds.chunks(chunk):
-                scores = row_scores(self.net_, self._standardise(x.to(device)), self.anomaly_score_, eps)
+                x = x.to(device)
+                if _bytes(ds):  # read on demand: back from [0, 1] to the values they are
+                    x = x.mul_(255.0).round_()
+                scores = row_scores(self.net_, self._standardise(x), self.anomaly_score_, eps)
                 yield scores.double().cpu().numpy()
 
     def _scores(self, ds, world=None) -> np.ndarray:

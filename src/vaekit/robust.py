@@ -12,8 +12,6 @@ import warnings
 import numpy as np
 import torch
 
-from .data.dataset import standardize
-
 # The interquartile range of the standard normal distribution: IQR / this is the standard
 # deviation for normal data.
 NORMAL_IQR = 1.3489795
@@ -40,8 +38,9 @@ def robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: no row off the median
             typical = np.nanmedian(away, axis=0)
         scale[flat] = np.where(np.isfinite(typical) & (typical > 0), typical, 1.0)
-    # (a spread below float32's smallest normal number would round to 0 and divide by it)
-    return center.astype(np.float32), np.maximum(scale, np.finfo(np.float32).tiny).astype(np.float32)
+    # (a spread below float32's smallest normal number would round to 0 and divide by it; one
+    # beyond its largest, values spread over most of float32's range, would be infinite)
+    return center.astype(np.float32), np.clip(scale, np.finfo(np.float32).tiny, FLOAT32_MAX).astype(np.float32)
 
 
 def soft_clip(z: torch.Tensor, beyond: float) -> torch.Tensor:
@@ -56,6 +55,13 @@ def soft_clip(z: torch.Tensor, beyond: float) -> torch.Tensor:
 
 
 def robust_standardize(x: torch.Tensor, center, scale, beyond: float | None) -> torch.Tensor:
-    """(x - center) / scale, soft-clipped beyond ``beyond`` units (None: not clipped)."""
-    z = standardize(x, center, scale)
+    """(x - center) / scale, soft-clipped beyond ``beyond`` units (None: not clipped).
+
+    Worked out as (x / 2 - center / 2) / (scale / 2): the same number (halving is exact in binary
+    floating point), but one that cannot overflow where x and the center lie more than float32's
+    range apart (a column of values near -1e38 and 1e38), with no branch for an ONNX export to trace.
+    """
+    center = torch.as_tensor(center, dtype=x.dtype, device=x.device)
+    scale = torch.as_tensor(scale, dtype=x.dtype, device=x.device)
+    z = (x * 0.5 - center * 0.5) / (scale * 0.5)
     return z if beyond is None else soft_clip(z, beyond)
