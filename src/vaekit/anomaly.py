@@ -499,8 +499,6 @@ default="auto"
         self.model_config_.validate()
         world = distributed.join()
         device = distributed.device_for(resolve_device(self.device), world)
-        torch.manual_seed(self.seed_)
-        net = build_model(self.model_config_)
         val_fraction = (0.1 if len(ds) >= 1000 else 0.0) if self.val_fraction == "auto" else self.val_fraction
         train, val = ds.split(val_fraction, self.seed_)
         best = {}
@@ -529,6 +527,9 @@ default="auto"
                           noise=self.noise, progress=bool(self.verbose) and world.is_main, world_size=world.size)
         tried = []
         while True:
+            best.clear()
+            torch.manual_seed(self.seed_)  # every attempt starts from the same weights
+            net = build_model(self.model_config_)
             try:
                 Trainer(net, cfg, device, on_epoch=keep_best, world=world).fit(train, val)
                 break
@@ -542,9 +543,6 @@ default="auto"
                 cfg = replace(cfg, lr=cfg.lr / 4)
                 warnings.warn(VaekitWarning(f"training diverged at {option('lr', tried[-1])} ({e.what}); "
                                             f"fitted again from the start at {option('lr', cfg.lr)}"), stacklevel=3)
-                best.clear()
-                torch.manual_seed(self.seed_)
-                net = build_model(self.model_config_)
         self.train_config_ = cfg
         net.load_state_dict(best["state"])
         if self.model == "ae" and not self.intensities_:
@@ -717,10 +715,11 @@ default="auto"
 
         device = next(self.net_.parameters()).device
         eps = score_draws(self).to(device)
+        as_values = _bytes(ds)  # a uint8 table read on demand comes in [0, 1]: back to the values it holds
         with torch.no_grad():
             for _, x in ds.chunks(chunk):
                 x = x.to(device)
-                if _bytes(ds):  # read on demand: back from [0, 1] to the values they are
+                if as_values:
                     x = x.mul_(255.0).round_()
                 scores = row_scores(self.net_, self._standardise(x), self.anomaly_score_, eps)
                 yield scores.double().cpu().numpy()

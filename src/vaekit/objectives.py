@@ -51,6 +51,9 @@ class KLWeights:
 HONEST = KLWeights()
 
 
+FAR = 30.0  # within_fence's cap, in robust standard deviations above the median
+
+
 def within_fence(loss: torch.Tensor, k: float) -> torch.Tensor:
     """Which rows of a batch to learn from, (N,) bool: all but those whose loss lies more than
     ``k`` interquartile ranges above the batch's upper quartile (Tukey's fence). Rows far from
@@ -73,8 +76,6 @@ def within_fence(loss: torch.Tensor, k: float) -> torch.Tensor:
     fence = torch.minimum(q3 + k * (q3 - q1), median + FAR * 1.4826 * spread)
     return ~(loss > fence)  # NaN is past no fence
 
-
-FAR = 30.0
 
 
 @functools.lru_cache(maxsize=64)
