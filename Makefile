@@ -51,6 +51,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/pyod_parity.py
 	$(BIN)/python bench/denoise.py
 	$(BIN)/python bench/cvae.py
+	$(BIN)/python bench/generation.py --grid docs/generation-samples.png
 	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/literature.py

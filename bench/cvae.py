@@ -7,7 +7,7 @@ read the samples: scikit-learn's logistic regression (the plain reader the issue
 a small MLP. Each one's accuracy on the 2,000 real test digits is printed as its ceiling.
 
 Side by side, from the same trained model: codes drawn from N(0, I), as vaekit did before
-it kept each class's codes, and from the class's own Gaussian (``VAE.fit_class_codes``).
+it kept each class's codes, and from the class's own Gaussian (the ``gmm`` prior, vaekit.priors).
 
     python bench/cvae.py [--epochs 10] [--seeds 0]
 """
@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from _shared import MNIST
 
@@ -52,17 +51,11 @@ def read(clfs: dict, samples: dict) -> dict:
 
 
 def draw(run, temperature: float, standard: bool) -> dict:
-    model = run.model
-    saved = model.class_loc.clone(), model.class_scale_tril.clone()
-    if standard:  # the model's N(0, I) prior, as before class codes were kept
-        model.class_loc.zero_()
-        model.class_scale_tril.copy_(torch.eye(model.latent_dim).expand_as(model.class_scale_tril))
-    try:
-        return {label: run.sample(N_PER_LABEL, seed=label, temperature=temperature, label=label)  # in [0, 1]
-                for label in range(10)}
-    finally:
-        model.class_loc.copy_(saved[0])
-        model.class_scale_tril.copy_(saved[1])
+    """200 samples of each label: from N(0, I) (``standard``, as before class codes were kept)
+    or from the class's own Gaussian (the run's ``gmm`` prior, its default)."""
+    prior = "normal" if standard else "gmm"
+    return {label: run.sample(N_PER_LABEL, seed=label, temperature=temperature, label=label, prior=prior)  # in [0, 1]
+            for label in range(10)}
 
 
 def main() -> None:

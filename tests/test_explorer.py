@@ -404,14 +404,26 @@ def test_images_uploaded_to_a_detector_show_the_odd_one_first(folders, open_page
         assert page.locator("#score-summary").text_content().startswith("6 files: 6 inputs scored; ")
 
 
-def test_an_autoencoder_offers_no_samples_but_everything_else(folders, open_page):
+def test_an_autoencoder_samples_from_the_density_fitted_to_its_codes(folders, open_page):
     with live_server(create_app(folders["tmp"] / "ae")) as url:
         page = open_page(url)
         renders(page, "decoded", 1)
         assert page.locator("#summary").text_content().startswith("ae: an ae with a 4-dimensional code")
-        assert "no prior" in page.locator("#samples-hint").text_content()
-        assert page.locator("#resample").is_hidden() and page.locator("#temperature").is_hidden()
+        renders(page, "samples", 1)
+        # no N(0, I) to offer: an autoencoder's codes were never pulled towards it
+        assert page.locator("#prior option").all_text_contents() == ["gmm"]
         assert page.locator("#map").is_visible() and page.locator("#examples button").count() == 16
+
+
+def test_the_prior_chosen_on_the_page_is_the_one_sampled(folders, open_page):
+    with live_server(create_app(folders["tmp"] / "vae")) as url:
+        page = open_page(url)
+        renders(page, "samples", 1)
+        assert page.locator("#prior option").all_text_contents() == ["normal", "gmm"]
+        assert page.locator("#prior").input_value() == "gmm"  # the run's own
+        with page.expect_request(lambda r: "/sample?" in r.url and "prior=normal" in r.url):
+            page.locator("#prior").select_option("normal")
+        renders(page, "samples", 2)
 
 
 def test_a_cvae_offers_its_classes_by_the_names_it_was_trained_on(open_page, tmp_path):

@@ -25,7 +25,7 @@ def session(path):
 def test_run_exports_match_pytorch(tmp_path, blobs_npz, blobs, model, arch):
     run = vaekit.train(str(blobs_npz), out=tmp_path / "run", model=model, arch=arch,
                        **{**TINY, "hidden_dims": (32,) if arch == "mlp" else (4, 8)})
-    encoder, decoder = export_onnx(run.path)
+    encoder, decoder, *samplers = export_onnx(run.path)
     real = blobs[0][:37].astype(np.float32)[:, None] / 255      # (N, C, H, W) in [0, 1]
     random = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
     labels = blobs[1][:37]
@@ -43,6 +43,25 @@ def test_run_exports_match_pytorch(tmp_path, blobs_npz, blobs, model, arch):
         with torch.no_grad():
             want = run.model.decode(torch.from_numpy(z), yt).mean
         assert np.abs(decoded - want.numpy()).max() < 1e-4
+    # One sampler per prior the run has; the random numbers come in, so draws are reproducible.
+    assert [p.name for p in samplers] == [f"sampler-{p}.onnx" for p in run.model.sampling_priors]
+    assert "sampler-gmm.onnx" in [p.name for p in samplers] and ("sampler-normal.onnx" in
+                                                                 [p.name for p in samplers]) == (model != "ae")
+    rng = np.random.default_rng(1)
+    noise, uniform = rng.normal(size=(40, 4)).astype(np.float32), rng.random(40).astype(np.float32)
+    y = (np.arange(40) % 3).astype(np.int64)
+    gmm = run.model.priors["gmm"]
+    for path in samplers:
+        prior = path.stem.split("-")[1]
+        feeds = {"noise": noise, **({"uniform": uniform} if prior == "gmm" and model != "cvae" else {}),
+                 **({"y": y} if model == "cvae" else {})}
+        got = session(path).run(None, feeds)[0]
+        z = torch.from_numpy(noise)
+        if prior == "gmm":
+            z = gmm.transform(z, torch.from_numpy(y) if model == "cvae" else gmm.pick(torch.from_numpy(uniform)))
+        with torch.no_grad():
+            want = run.model.decode_mean(z, torch.from_numpy(y) if model == "cvae" else None)
+        assert got.shape == (40, 1, 8, 8) and np.abs(got - want.numpy()).max() < 1e-4
 
 
 @pytest.mark.slow

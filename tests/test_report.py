@@ -9,6 +9,7 @@ import pytest
 
 import vaekit
 from helpers import TINY as NO_REPORT
+from helpers import make_blobs
 from vaekit.cli import main
 
 TINY = {**NO_REPORT, "report": True}
@@ -50,7 +51,7 @@ def outline(path) -> Outline:
 def test_vae_run_report_has_every_section(tmp_path, blobs_npz):
     run = vaekit.train(str(blobs_npz), out=tmp_path / "vae", **{**TINY, "latent_dim": 2})
     page = outline(run.path / "report.html")
-    for section in ("Run", "Loss curves", "KL per latent dimension", "Reconstructions", "Samples from the prior",
+    for section in ("Run", "Loss curves", "KL per latent dimension", "Reconstructions", "Samples from the prior (gmm)",
                     "Interpolation", "Latent space", "Config"):
         assert section in page.headings
     assert any(h.startswith("Metrics on") for h in page.headings)
@@ -67,6 +68,19 @@ def test_vae_run_report_has_every_section(tmp_path, blobs_npz):
     text = (run.path / "report.html").read_text()
     assert "<pre>" not in text and "<th>latent_dim</th><td>2</td>" in text
     assert all(f"<h3>{part}</h3>" in text for part in ("Model", "Data", "Training"))
+
+
+def test_report_measures_the_samples_against_held_out_images(tmp_path):
+    x, y = make_blobs(n=600)
+    np.savez(tmp_path / "blobs.npz", X=x, y=y)
+    run = vaekit.train(str(tmp_path / "blobs.npz"), out=tmp_path / "r", **{**TINY,
+                                                                          "val_fraction": 0.4})
+    text = (run.path / "report.html").read_text()
+    caption = re.search(r"240 samples against 240 held-out images: FID ([0-9.]+), precision ([0-9.]+), recall "
+                        r"([0-9.]+) \(real images against real: ([0-9.]+)", text)
+    assert caption, text
+    fid, floor = float(caption[1]), float(caption[4])
+    assert fid > floor > 0
 
 
 def test_ae_denoising_and_tabular_reports(tmp_path, blobs_npz):

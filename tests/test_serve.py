@@ -62,6 +62,10 @@ def test_a_run_answers_every_endpoint_as_the_python_api_does(folders, vae):
     np.testing.assert_allclose(decoded, run.decode(np.asarray(codes)), atol=1e-5)
     samples = vae.get("/sample", params={"n": 6, "seed": 3}).json()["samples"]
     np.testing.assert_allclose(samples, run.sample(6, seed=3), atol=1e-5)
+    assert info["priors"] == ["normal", "gmm"] and info["prior"] == "gmm"  # the run's own is the default
+    for prior in ("normal", "gmm"):
+        samples = vae.get("/sample", params={"n": 6, "seed": 3, "prior": prior}).json()["samples"]
+        np.testing.assert_allclose(samples, run.sample(6, seed=3, prior=prior), atol=1e-5)
     path = vae.post("/interpolate", json={"inputs": x[:2].tolist(), "steps": 5, "method": "slerp"}).json()
     assert np.asarray(path["outputs"]).shape == (5, 8, 8)
     # uploaded PNGs are read like the arrays they hold
@@ -105,6 +109,8 @@ def test_every_bad_request_is_a_clear_4xx_and_the_server_lives_on(folders, vae):
     assert "at most 4096" in error_of(vae.post("/encode", json={"inputs": np.zeros((5000, 8, 8)).tolist()}), 413)
     assert "label needs a conditional model" in error_of(vae.get("/sample", params={"label": 1}), 422)
     assert "n must be 1 to" in error_of(vae.get("/sample", params={"n": 0}), 422)
+    assert "no fitted flow prior" in error_of(vae.get("/sample", params={"prior": "flow"}), 422)
+    assert "unknown prior 'magic'" in error_of(vae.get("/sample", params={"prior": "magic"}), 422)
     assert "codes must be rows of 4" in error_of(vae.post("/decode", json={"codes": [[1, 2]]}), 422)
     assert "overflow" in error_of(vae.post("/decode", json={"codes": [[1e300] * 4]}), 422)  # not a 500
     assert "exactly 2 inputs" in error_of(vae.post("/interpolate", json={"inputs": x[:1]}), 422)

@@ -86,8 +86,9 @@ def test_autoencoder_trains_and_reports_reconstruction_metrics(tmp_path, blobs_n
     assert run.metrics()[-1]["train_loss"] < run.metrics()[0]["train_loss"]
     m = run.evaluate()
     assert m["neg_elbo"] is None and m["psnr"] > 10
-    with pytest.raises(VaekitError, match="no prior"):
-        run.sample(4)
+    assert run.sample(4).shape == (4, 8, 8)  # from the mixture fitted to its codes
+    with pytest.raises(VaekitError, match="no N\\(0, I\\) prior"):
+        run.sample(4, prior="normal")
 
 
 def test_tabular_data_gets_a_gaussian_likelihood(tmp_path):

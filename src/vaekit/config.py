@@ -87,6 +87,11 @@ class ModelConfig:
     # number of classes a conditional model (cvae) conditions on.
     input_shape: tuple[int, ...] = ()
     n_classes: int = 0
+    # The prior new samples are drawn from (vaekit.priors): "normal", "gmm" or "flow"; a
+    # Gaussian mixture is fitted to the codes after every training, a flow when chosen.
+    # None: not chosen, which a new run resolves to DEFAULT_PRIOR; a run made before
+    # priors were fitted has None.
+    prior: str | None = None
 
     def __post_init__(self):  # JSON and callers may give lists
         if self.hidden_dims is None:
@@ -106,6 +111,14 @@ class ModelConfig:
                 f"unknown {option('likelihood')} {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
         if self.k < 1:
             raise VaekitError(f"{option('k')} must be at least 1, got {self.k}")
+        from .priors import PRIORS
+
+        if self.prior is not None and self.prior not in PRIORS:
+            raise VaekitError(f"unknown {option('prior')} {self.prior!r}; choose one of {', '.join(PRIORS)}")
+        if self.prior == "normal" and self.model == "ae":
+            raise VaekitError(f"{option('prior', 'normal')} cannot apply to {option('model', 'ae')}: a plain "
+                              "autoencoder has no N(0, I) prior; leave it out (the default, gmm, fits one to its "
+                              "codes)")
         if self.latent_dim < 1:
             raise VaekitError(f"{option('latent_dim')} must be at least 1, got {self.latent_dim}")
         if any(h < 1 for h in self.hidden_dims) or (self.arch == "conv" and not self.hidden_dims):

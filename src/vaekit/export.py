@@ -2,7 +2,11 @@
 
 ``encoder.onnx``: x -> posterior loc and scale (an AE: its code z);
 ``decoder.onnx``: z -> the likelihood mean (the reconstruction);
-``scorer.onnx`` (detectors): x -> anomaly score, deterministic (the fixed draws are baked in).
+``scorer.onnx`` (detectors): x -> anomaly score, deterministic (the fixed draws are baked in);
+``sampler-PRIOR.onnx`` (runs, one per prior the model has: normal, gmm, flow): standard-normal
+``noise`` (N, latent_dim), times a temperature if wanted, -> new samples; a mixture also takes
+``uniform`` (N,) draws in [0, 1) that pick each sample's component (a conditional model's
+label picks it instead). The randomness stays outside the graph, so the caller seeds it.
 Every file takes a dynamic batch size. Inputs are float32 in the model's own layout:
 (N, D) for tables (raw values: a detector's standardisation is part of the graph) and
 (N, C, H, W) in [0, 1] for images. A conditional model also takes int64 labels ``y`` (N,).
@@ -50,6 +54,26 @@ class Decoder(nn.Module):
         self.model = model
 
     def forward(self, z, y=None):
+        return self.model.decode_mean(z, y)
+
+
+class Sampler(nn.Module):
+    """Draws from one of the model's priors, given the random numbers, decoded to the likelihood mean."""
+
+    def __init__(self, model, prior: str):
+        super().__init__()
+        self.model, self.prior = model, prior
+
+    def forward(self, noise, extra=None):
+        """``extra``: a conditional model's labels, else a mixture's uniform draws, else nothing."""
+        y = extra if self.model.n_classes else None
+        if self.prior == "normal":
+            z = noise
+        elif self.prior == "gmm":
+            gmm = self.model.priors["gmm"]
+            z = gmm.transform(noise, y.long() if y is not None else gmm.pick(extra))
+        else:
+            z = self.model.priors[self.prior].transform(noise)
         return self.model.decode_mean(z, y)
 
 
@@ -119,4 +143,10 @@ def export_onnx(folder, out: str | Path | None = None) -> list[Path]:
                _export(Decoder(model), (z, *labels), ["z", *label_names], ["x_mean"], out / "decoder.onnx")]
     if detector is not None:
         written.append(_export(Scorer(detector), (x,), ["x"], ["score"], out / "scorer.onnx"))
+    else:
+        for prior in model.sampling_priors:
+            picks = prior == "gmm" and not model.n_classes
+            inputs = (z, *((torch.rand(2),) if picks else ()), *labels)
+            names = ["noise", *(["uniform"] if picks else []), *label_names]
+            written.append(_export(Sampler(model, prior), inputs, names, ["x_mean"], out / f"sampler-{prior}.onnx"))
     return written

@@ -29,7 +29,8 @@ from .data.dataset import from_layout
 from .distributed import World
 from .errors import VaekitError, option
 from .images import save_grid, save_pairs
-from .models import build_model
+from .models import attach_priors, build_model
+from .priors import DEFAULT_PRIOR, fit_priors, fitted_priors
 from .run import ARRAY_SPEC, BINARIZE_SEED, Run
 from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, STATE, RunFolder, RunLock, foreign_state, resume_hint
 from .tensorboard_log import log_pictures, log_scalars, open_board
@@ -44,13 +45,13 @@ def default_out(model: str, spec: str) -> Path:
 
 
 def write_pictures(run: Run, folder: RunFolder, data: Dataset) -> None:
-    """``reconstructions.png`` (inputs above outputs) and ``samples.png`` (64 prior samples)."""
+    """``reconstructions.png`` (inputs above outputs) and ``samples.png`` (64 samples from the run's prior)."""
     if data.kind != "image":
         return  # tabular data has no picture; its report shows per-feature errors instead
     layout = run.config.data.layout
     shown = data.subset(torch.arange(min(32, len(data))))
     save_pairs(folder.file(RECONSTRUCTIONS), shown.batch().numpy(), from_layout(run.reconstruct(shown), layout))
-    if run.model.generative:
+    if run.can_sample:
         save_grid(folder.file(SAMPLES), from_layout(run.sample(64, seed=0), layout), ncol=run.model.n_classes or None)
 
 
@@ -95,7 +96,8 @@ def _prepare(config: RunConfig, array, world: World) -> tuple[RunConfig, Dataset
     n_classes = 0
     if config.model.model == "cvae":
         n_classes = int(dataset.require_labels().max()) + 1
-    model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood, n_classes=n_classes)
+    model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood, n_classes=n_classes,
+                    prior=config.model.prior or DEFAULT_PRIOR)
     data_cfg = replace(config.data, layout=dataset.layout,
                        columns=list(dataset.columns) if dataset.columns else None,
                        class_names=list(dataset.class_names) if dataset.class_names else None)
@@ -106,7 +108,7 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
          report: bool = True) -> Run:
     """Train on every rank; rank 0 alone writes the run folder (checkpoints, metrics, pictures)."""
     torch.manual_seed(config.train.seed)
-    model = build_model(config.model)
+    model = build_model(config.model, priors=False)
     if config.train.binarize == "fixed":
         dataset = dataset.binarized(config.train.seed)
     train_data, val_data = dataset.split(config.data.val_fraction, config.train.seed)
@@ -133,12 +135,15 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
     best = world.on_main(lambda: folder.load_weights(model) or model.state_dict())
     if not world.is_main:
         model.load_state_dict(best)
+    # Densities over the codes, to sample from (vaekit.priors): every rank fits the same ones
+    # (same data, same seed) so that each returns a Run that samples alike; rank 0 saves them.
+    if fitted_priors(config.model):
+        fit_priors(attach_priors(model, config.model).to(device), train_data, seed=config.train.seed)
+        if world.is_main:
+            folder.save_weights(model, config)
     run = Run(model, config, folder.path, device)
     if not world.is_main:
         return run
-    if model.n_classes:  # where each class's codes lie, for sampling; saved with the weights
-        model.eval().fit_class_codes(_labelled_batches(train_data, model, device))
-        folder.save_weights(model, config)
     write_pictures(run, folder, val_data if val_data is not None else train_data)
     if board is not None:
         log_pictures(board, folder, len(run.metrics()))
@@ -147,12 +152,6 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
 
         write_run_report(run)
     return run
-
-
-def _labelled_batches(data, model, device: torch.device, size: int = 1024):
-    for start in range(0, len(data), size):
-        rows = slice(start, start + size)
-        yield data.batch(rows).to(device), data.labels(rows, model).to(device)
 
 
 def _fits(model, weights: dict) -> bool:
@@ -246,7 +245,7 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         config.validate()
         # A run stopped before its first checkpoint has nothing to continue: it starts from the beginning.
         state = folder.load_state() if folder.file(STATE).exists() or folder.metrics() else None
-        if state is not None and not _fits(build_model(config.model), state["model"]):  # before any write
+        if state is not None and not _fits(build_model(config.model, priors=False), state["model"]):  # before any write
             raise foreign_state(folder.file(STATE))
         # the metrics lines of the checkpoint's epochs: a run stopped between its last checkpoint
         # and its metrics line gets the line back, even where it has nothing left to train

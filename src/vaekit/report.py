@@ -76,6 +76,10 @@ def page(title: str, sections: list[tuple[str, str]]) -> str:
             f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{body}</body></html>\n")
 
 
+SAMPLE_QUALITY_N = 2000     # samples the report measures (fewer where fewer images are held out)
+MIN_SAMPLE_QUALITY_N = 200  # below this FID's covariance of 128 features is too noisy to show
+
+
 # -- figures of a trained run ----------------------------------------------------------------
 def latent_figure(run, ds, method: str = "pca"):
     """Codes of ``ds`` in 2-D coloured by label; for a 2-D code of images, the manifold beside."""
@@ -113,6 +117,21 @@ def _summary(run, metrics: list[dict]) -> str:
     return table(rows) + "<h3>final metrics</h3>" + table([(k, v) for k, v in final if v is not None])
 
 
+def _sample_quality(run, data) -> str:
+    """A caption with the samples' FID, precision and recall against the held-out images and the
+    real-against-real floor (vaekit.sample_quality), for as many samples as there are held-out
+    images, up to 2,000; nothing where there are too few to measure."""
+    n = min(len(run.dataset(data, binarize=False)), SAMPLE_QUALITY_N)
+    if n < MIN_SAMPLE_QUALITY_N:
+        return ""
+    q = run.sample_quality(n, data=data)
+    floor = (f" (real images against real: {q['fid_floor']:.1f}, {q['precision_floor']:.2f}, "
+             f"{q['recall_floor']:.2f})") if "fid_floor" in q else ""
+    return (f'<p class="caption">{n} samples against {q["n_real"]} held-out images: FID {q["fid"]:.1f}, precision '
+            f'{q["precision"]:.2f}, recall {q["recall"]:.2f}{floor}; in the features of vaekit\'s digit classifier '
+            "(lower FID is better; precision: samples that look real, recall: real images the samples cover)</p>")
+
+
 def build_run_report(run, data=None) -> str:
     """The HTML of a trained run's report; ``data`` defaults to the run's validation split."""
     from .evaluation import evaluate, psnr
@@ -138,9 +157,11 @@ def build_run_report(run, data=None) -> str:
         recon = from_layout(run.reconstruct(first), layout)
         sections.append(("Reconstructions", picture(pairs(first.batch().numpy(), recon), ncol=8) +
                          '<p class="caption">each row of inputs above its reconstructions</p>'))
-        if run.model.generative:
+        if run.can_sample:
             samples = from_layout(run.sample(64, seed=0), layout)
-            sections.append(("Samples from the prior", picture(samples, ncol=run.model.n_classes or 8)))
+            sections.append((f"Samples from the prior ({run.model.default_prior})",
+                             picture(samples, ncol=run.model.n_classes or 8) + _sample_quality(run, data)))
+        if run.model.generative:
             other = _other_label(ds)
             path = from_layout(run.interpolate(ds, 0, other, steps=10, method="slerp"), layout)
             sections.append(("Interpolation", picture(path, ncol=10) +

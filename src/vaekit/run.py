@@ -25,6 +25,7 @@ from .evaluation import evaluate as evaluate_model
 from .interpolation import INTERPOLATIONS
 from .models import build_model
 from .models.base import LatentModel
+from .priors import PRIORS
 from .runfolder import CONFIG, RunFolder
 from .training import resolve_device
 from .units import checked
@@ -50,12 +51,13 @@ class Run:
         return f"Run({str(self.path)!r}, model={self.config.model.model!r}, data={self.config.data.spec!r})"
 
     # -- data -----------------------------------------------------------------------------
-    def dataset(self, data=None, lazy: bool | None = None) -> Dataset | LazyDataset:
+    def dataset(self, data=None, lazy: bool | None = None, binarize: bool = True) -> Dataset | LazyDataset:
         """The dataset for ``data``, checked against the model's input shape, in model units.
 
         With ``data=None``: the run's validation split (or its training data when it had none).
         ``lazy=True`` reads a spec's samples only as they are used (bounded memory); by default
-        that is done for the run's own data when training had to stream it.
+        that is done for the run's own data when training had to stream it. A run trained on
+        binarised images sees one fixed draw of them, unless ``binarize=False``.
         """
         image_size = self.config.data.image_size
         if data is None:
@@ -76,7 +78,7 @@ class Run:
         if self.model.n_classes and ds.y is not None and int(ds.y.max()) >= self.model.n_classes:
             raise VaekitError(f"{ds.name} has labels up to {int(ds.y.max())}, but the model knows classes 0 to "
                               f"{self.model.n_classes - 1}")
-        if self.config.train.binarize:  # evaluate on one fixed draw, as the literature does
+        if self.config.train.binarize and binarize:  # evaluate on one fixed draw, as the literature does
             ds = ds.binarized(BINARIZE_SEED)
         return ds
 
@@ -139,15 +141,27 @@ class Run:
         (corrupted input, clean target). Returns the data layout."""
         return self.reconstruct(data)
 
-    def sample(self, n: int = 64, seed: int = 0, temperature: float = 1.0, label: int | None = None) -> np.ndarray:
-        """``n`` new samples from the prior, in the data layout; a conditional model draws
-        class ``label`` (default: each class in turn), from where that class's codes lie
-        (:meth:`~vaekit.models.VAE.fit_class_codes`)."""
+    def sample(self, n: int = 64, seed: int = 0, temperature: float = 1.0, label: int | None = None,
+               prior: str | None = None) -> np.ndarray:
+        """``n`` new samples in the data layout, from codes drawn from ``prior``: ``normal``
+        (N(0, I)), ``gmm`` or ``flow`` (densities fitted to the training codes, see
+        :mod:`vaekit.priors`); by default the run's own (``config.model.prior``). A conditional
+        model draws class ``label`` (default: each class in turn); its ``gmm`` is its classes'
+        Gaussians."""
         if n < 1:
             raise VaekitError(f"the number of samples must be at least 1, got {n}")
+        if prior is not None and prior not in PRIORS:
+            raise VaekitError(f"unknown {option('prior')} {prior!r}; choose one of {', '.join(PRIORS)}")
         y = self._label_tensor(label, n)
         g = torch.Generator(device=self.device).manual_seed(seed)
-        return self.to_data_units(self.model.sample(n, generator=g, temperature=temperature, y=y).cpu().numpy())
+        out = self.model.sample(n, generator=g, temperature=temperature, y=y, prior=prior)
+        return self.to_data_units(out.cpu().numpy())
+
+    @property
+    def can_sample(self) -> bool:
+        """Whether the model has a prior to draw new samples from (an AE trained before vaekit
+        fitted priors has none)."""
+        return self.model.default_prior in self.model.sampling_priors
 
     def interpolate(self, data, i: int, j: int, steps: int = 10, method: str = "lerp") -> np.ndarray:
         """Decoded points on the path between the codes of samples ``i`` and ``j`` (endpoints included).
@@ -176,6 +190,48 @@ class Run:
         if iw_samples is not None and iw_samples < 1:
             raise VaekitError(f"{option('iw_samples')} must be at least 1, got {iw_samples}")
         return evaluate_model(self.model, self.dataset(data), iw_samples=iw_samples, seed=seed)
+
+    def sample_quality(self, n: int = 2000, data=None, prior: str | None = None, seed: int = 0,
+                       temperature: float = 1.0) -> dict:
+        """How close ``n`` new samples come to real images (:mod:`vaekit.sample_quality`): FID,
+        precision and recall against at most ``n`` images of ``data`` (default: the validation
+        split), and the same three for as many training images against those (``*_floor``, the
+        noise floor: what a perfect model would score at these sizes)."""
+        from .sample_quality import sample_quality
+
+        if n < 2:
+            raise VaekitError(f"sample quality needs at least 2 samples, got {n}; use hundreds")
+        if self.config.data.layout == "tabular":
+            raise VaekitError("sample quality (FID, precision, recall) is measured on images; this run models a table")
+        held = self.dataset(data, binarize=False)
+        real = held.batch(torch.randperm(len(held), generator=torch.Generator().manual_seed(seed))[:n].sort().values)
+        fake = torch.as_tensor(np.concatenate([
+            self.model_units(self.sample(min(1000, n - i), seed=seed + i, temperature=temperature, prior=prior))
+            for i in range(0, n, 1000)]))
+        out = {"n_samples": n, "n_real": len(real), "prior": prior or self.model.default_prior,
+               **sample_quality(real, fake)}
+        if data is None and self.config.data.spec != ARRAY_SPEC:
+            train = self._training_images(len(real), seed)
+            if train is not None:
+                out.update({f"{k}_floor": v for k, v in sample_quality(real, train).items()})
+        return out
+
+    def _training_images(self, n: int, seed: int) -> torch.Tensor | None:
+        """``n`` images of the run's training split (None where it is smaller than that)."""
+        cfg = self.config
+        read = open_lazy if cfg.data.storage == "stream" else load_dataset
+        full = read(cfg.data.spec, cfg.data.image_size)
+        train, _ = full.split(cfg.data.val_fraction, cfg.train.seed)
+        train = checked(train, cfg)
+        if len(train) < n:
+            return None
+        return train.batch(torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1))[:n])
+
+    def model_units(self, x: np.ndarray) -> np.ndarray:
+        """Samples in the data layout back in the model's (N, C, H, W) or (N, D)."""
+        from .data.dataset import from_layout
+
+        return from_layout(np.asarray(x, np.float32), self.config.data.layout)
 
     def metrics(self) -> list[dict]:
         return RunFolder(self.path).metrics() if self.path else []

@@ -199,7 +199,8 @@ class Service:
         if self.run is not None:
             model = self.run.model
             out.update(model=self.run.config.model.model, latent_dim=model.latent_dim, generative=model.generative,
-                       classes=model.n_classes or None, image=self.layout != "tabular")
+                       classes=model.n_classes or None, image=self.layout != "tabular",
+                       priors=list(model.sampling_priors), prior=model.default_prior if self.run.can_sample else None)
         else:
             d = self.detector
             out.update(model=d.model, threshold=d.threshold_, anomaly_score=d.anomaly_score_)
@@ -505,14 +506,14 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
 
     @app.get("/sample", summary="new samples from the prior")
     async def sample(n: int = 16, seed: int = 0, temperature: float = 1.0, label: int | None = None,
-                     format: str = "json"):
+                     prior: str | None = None, format: str = "json"):
         service.needs_run("sample")
         if not 1 <= n <= MAX_ROWS:
             raise ServeError(422, f"n must be 1 to {MAX_ROWS}, got {n}")
         if not (math.isfinite(temperature) and temperature > 0):
             raise ServeError(422, f"temperature must be a positive number, got {temperature}")
-        # Run checks the label and that the model has a prior (a VaekitError: 422)
-        out = await asyncio.to_thread(service.run.sample, n, seed, temperature, label)
+        # Run checks the label and the prior, and that the model has it (a VaekitError: 422)
+        out = await asyncio.to_thread(service.run.sample, n, seed, temperature, label, prior)
         # with no label a conditional model draws each class in turn: a row per round of classes
         return respond(out, "samples", format, ncol=(service.run.model.n_classes or None) if label is None else None)
 

@@ -1,4 +1,4 @@
-"""Draw new samples from a VAE's prior and save them as a PNG grid or a .npy array."""
+"""Draw new samples from a model's prior and save them as a PNG grid, a .npy array or CSV rows."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", type=int, help="the class to draw, for a conditional model (--model cvae)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the prior draws; below 1 gives cleaner, less varied samples")
+    p.add_argument("--prior", choices=("normal", "gmm", "flow"),
+                   help="where codes are drawn from: normal is N(0, I); gmm and flow are densities fitted to the "
+                        "training data's codes after training (default: the run's own, gmm for new runs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.temperature > 0:
         raise VaekitError(f"--temperature must be positive, got {args.temperature}")
     r = load(args.run)
-    write_array(out, r.sample(args.n, seed=args.seed, temperature=args.temperature, label=args.label),
+    write_array(out, r.sample(args.n, seed=args.seed, temperature=args.temperature, label=args.label, prior=args.prior),
                 r.config.data.layout, r.config.data.columns)
     print(out)
     return 0

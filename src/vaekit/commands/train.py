@@ -60,6 +60,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"(default: {train.free_bits:g})")
     p.add_argument("--arch", choices=ARCHS,
                    help=f"mlp (the classic) or conv (convolutional, for images of any size); default: {model.arch}")
+    p.add_argument("--prior", choices=("normal", "gmm", "flow"),
+                   help="what new samples are drawn from: normal is N(0, I); gmm a Gaussian mixture fitted to the "
+                        "training codes after training (the default, fitted for every run); flow a normalising "
+                        "flow fitted the same way (some seconds more)")
     p.add_argument("--epochs", type=positive_int, help=f"training epochs (default: {train.epochs})")
     p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default: {train.batch_size})")
     p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {train.lr:g})")
@@ -112,7 +116,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 OPTIONS = ("model", "k", "beta", "kl_warmup", "free_bits", "arch", "epochs", "batch_size", "lr", "latent_dim",
            "hidden_dims", "likelihood", "seed", "val_fraction", "patience", "time_budget", "device", "precision",
-           "noise", "binarize", "workers", "dist_timeout")
+           "noise", "binarize", "workers", "dist_timeout", "prior")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,15 +1,32 @@
 """Model classes and the factory that builds one from its config."""
 from __future__ import annotations
 
+from ..priors import GMM_COMPONENTS, build_prior, fitted_priors, sampling_default
 from .ae import AE, AEOutput
 from .base import LatentModel, PointMass
 from .vae import IWAE, VAE, VAEOutput
 
-__all__ = ["AE", "AEOutput", "IWAE", "LatentModel", "PointMass", "VAE", "VAEOutput", "build_model"]
+__all__ = ["AE", "AEOutput", "IWAE", "LatentModel", "PointMass", "VAE", "VAEOutput", "attach_priors", "build_model"]
 
 
-def build_model(cfg) -> LatentModel:
-    """The model a :class:`vaekit.config.ModelConfig` (with input_shape and likelihood resolved) describes."""
+def build_model(cfg, priors: bool = True) -> LatentModel:
+    """The model a :class:`vaekit.config.ModelConfig` (with input_shape and likelihood resolved)
+    describes, with the priors its config fits after training (``priors=False``: the networks
+    alone, what training optimises and checkpoints)."""
+    model = _networks(cfg)
+    model.default_prior = sampling_default(cfg)
+    return attach_priors(model, cfg) if priors else model
+
+
+def attach_priors(model: LatentModel, cfg) -> LatentModel:
+    """Give ``model`` the (unfitted) priors its config fits after training, and its default."""
+    for kind in fitted_priors(cfg):
+        model.priors[kind] = build_prior(kind, cfg.latent_dim, cfg.n_classes or GMM_COMPONENTS)
+    model.default_prior = sampling_default(cfg)
+    return model
+
+
+def _networks(cfg) -> LatentModel:
     common = dict(input_shape=cfg.input_shape, latent_dim=cfg.latent_dim, hidden_dims=cfg.hidden_dims,
                   likelihood=cfg.likelihood, arch=cfg.arch)
     if cfg.model == "iwae":

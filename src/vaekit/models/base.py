@@ -47,15 +47,18 @@ class LatentModel(nn.Module):
     - ``objective(x, target, weights, y)``: the model's own training loss, as per-sample
       :class:`~vaekit.objectives.LossTerms`;
     - ``codes`` and ``reconstruct``: the means of those, deterministic;
-    - ``sample(n, ...)``: new samples where the model has a prior (``generative``), else a
-      clear error; ``generative`` models also have a KL term and an ELBO to report.
+    - ``sample(n, ..., prior=None)``: new samples, from N(0, I) where the model has that
+      prior (``generative``) or from a density fitted to its codes after training
+      (``priors``, see :mod:`vaekit.priors`); ``generative`` models also have a KL term and
+      an ELBO to report.
 
     ``y`` is the labels a conditional model (``n_classes`` > 0) needs; others ignore it.
     Shapes: x is (N, *input_shape); codes are (N, latent_dim).
     """
 
-    generative = False  # a prior to sample from, and a negative ELBO among the metrics
+    generative = False  # an N(0, I) prior to sample from, and a negative ELBO among the metrics
     n_classes = 0
+    default_prior = "normal"  # what sample() draws from when not told (set from the config by build_model)
 
     def __init__(self, input_shape: Sequence[int], latent_dim: int, likelihood: str):
         super().__init__()
@@ -63,6 +66,9 @@ class LatentModel(nn.Module):
         self.latent_dim = latent_dim
         self.likelihood_name = likelihood
         self.likelihood = likelihoods.build(likelihood, self.input_shape)  # p(x|z); may hold parameters
+        # Densities over codes fitted after training ("gmm", "flow"); empty while training, so
+        # the optimiser and DDP see only the networks (see build_model).
+        self.priors = nn.ModuleDict()
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         raise NotImplementedError
@@ -95,9 +101,41 @@ class LatentModel(nn.Module):
         """Squared error of :meth:`reconstruct` per sample (N,), summed over the data dimensions."""
         return (self.reconstruct(x) - x).pow(2).flatten(1).sum(1)
 
+    @property
+    def sampling_priors(self) -> tuple[str, ...]:
+        """The priors ``sample`` can draw from: N(0, I) for a generative model, then the fitted ones."""
+        return ("normal",) * self.generative + tuple(self.priors)
+
+    def draw_codes(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+                   y: torch.Tensor | None = None, prior: str | None = None) -> torch.Tensor:
+        """``n`` codes (n, latent_dim) from ``prior`` (default: :attr:`default_prior`), each
+        draw's spread times ``temperature``. A conditional model's ``gmm`` is its classes'
+        Gaussians: label y draws from class y's."""
+        prior = prior or self.default_prior
+        if prior not in self.sampling_priors:
+            raise VaekitError(self._no_prior(prior))
+        if self.n_classes and y is None:
+            raise VaekitError("this conditional model samples a class; give a label for each sample")
+        if prior == "normal":
+            p = next(self.parameters())
+            return temperature * torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
+        component = y.long() if self.n_classes and prior == "gmm" else None
+        return self.priors[prior].sample(n, generator=generator, temperature=temperature, component=component)
+
+    def _no_prior(self, prior: str) -> str:
+        if not self.sampling_priors:
+            return (f"this autoencoder was trained before vaekit fitted priors to codes, so it has nothing to "
+                    f"sample from; train it again, or train {option('model', 'vae')}")
+        if prior == "normal":
+            return f"a plain autoencoder has no N(0, I) prior; sample with {option('prior', 'gmm')}"
+        return (f"this run has no fitted {prior} prior; choose one of {', '.join(self.sampling_priors)}"
+                + (f", or train with {option('prior', prior)}" if prior == "flow" else ""))
+
+    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               y: torch.Tensor | None = None) -> torch.Tensor:
-        raise VaekitError(f"a plain autoencoder has no prior to sample from; train with {option('model', 'vae')}")
+               y: torch.Tensor | None = None, prior: str | None = None) -> torch.Tensor:
+        """``n`` new samples decoded to the likelihood mean, from codes drawn by :meth:`draw_codes`."""
+        return self.decode_mean(self.draw_codes(n, generator, temperature, y, prior), y)
 
 
 def encoder_body(arch: str, input_shape: tuple[int, ...], hidden_dims: Sequence[int]) -> tuple[nn.Module, int]:

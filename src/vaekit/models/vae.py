@@ -63,11 +63,6 @@ class VAE(LatentModel):
         # One layer for both heads (loc and log-variance): the same maths as two, one kernel.
         self.posterior_head = nn.Linear(features + n_classes, 2 * latent_dim)
         self.decoder = decoder_net(arch, latent_dim + n_classes, self.input_shape, hidden_dims)
-        if n_classes:
-            # Where each class's codes lie: a full-covariance Gaussian per class, N(0, I) until
-            # fit_class_codes has seen the training data; conditional samples are drawn from it.
-            self.register_buffer("class_loc", torch.zeros(n_classes, latent_dim))
-            self.register_buffer("class_scale_tril", torch.eye(latent_dim).repeat(n_classes, 1, 1))
 
     def _with_labels(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         if not self.n_classes:
@@ -119,52 +114,6 @@ class VAE(LatentModel):
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Deterministic reconstruction: the likelihood mean at the posterior mean."""
         return self.decode_mean(self.posterior_params(x, y)[0], y)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               y: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` new samples decoded to the likelihood mean: z ~ N(0, T^2 I), or for a
-        conditional model z from class ``y``'s Gaussian with its spread times T."""
-        p = next(self.parameters())
-        z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
-        if self.n_classes:
-            if y is None:
-                raise VaekitError("this conditional model samples a class; give a label for each sample")
-            y = y.long()
-            z = self.class_loc[y] + (self.class_scale_tril[y] @ z.unsqueeze(-1)).squeeze(-1)
-        return self.decode_mean(z, y)
-
-    @torch.no_grad()
-    def fit_class_codes(self, batches) -> None:
-        """Fit each class's Gaussian to the codes (posterior means) of ``batches`` of (x, y).
-
-        The encoder leaves some of the class in z (the class shows in x, and removing it
-        gains the KL term little), so codes drawn from N(0, I) often fall where another
-        class's codes lie and the decoder draws that class whatever label it is given.
-        Drawing from each class's own codes instead (ex-post density estimation, Ghosh et
-        al., 2020) keeps samples in their class: a full-covariance Gaussian with the mean
-        and covariance of the class's codes. Adding the mean posterior variance (the whole
-        aggregate posterior) widens it by about a tenth and costs class fidelity: on MNIST
-        samples were read as their digit 94% of the time against 97% (bench/cvae.py).
-        A class absent from the data keeps N(0, I).
-        """
-        d, c = self.latent_dim, self.n_classes
-        count = torch.zeros(c, dtype=torch.float64)
-        total = torch.zeros(c, d, dtype=torch.float64)
-        outer = torch.zeros(c, d, d, dtype=torch.float64)
-        for x, y in batches:
-            loc = self.posterior_params(x, y)[0].double().cpu()
-            y = y.long().cpu()
-            count.index_add_(0, y, torch.ones_like(y, dtype=torch.float64))
-            total.index_add_(0, y, loc)
-            outer.index_add_(0, y, loc[:, :, None] * loc[:, None, :])
-        seen = count > 0
-        n = count[seen][:, None]
-        mean = total[seen] / n
-        cov = outer[seen] / n[..., None] - mean[:, :, None] * mean[:, None, :]
-        cov = 0.5 * (cov + cov.transpose(1, 2)) + 1e-6 * torch.eye(d, dtype=torch.float64)
-        self.class_loc[seen] = mean.to(self.class_loc)
-        self.class_scale_tril[seen] = torch.linalg.cholesky(cov).to(self.class_scale_tril)
 
     def codes(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior means (N, latent_dim)."""

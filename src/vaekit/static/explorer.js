@@ -245,15 +245,20 @@ function buildSliders() {
 let seed = 0;
 const showSamples = latest(() => {
   const label = info.classes ? `&label=${currentLabel()}` : "";
-  return render("samples", `sample?n=${isImage() ? 32 : 8}&seed=${seed}&temperature=${$("temperature").value}${label}`);
+  const prior = `&prior=${encodeURIComponent($("prior").value)}`;
+  return render("samples",
+    `sample?n=${isImage() ? 32 : 8}&seed=${seed}&temperature=${$("temperature").value}${label}${prior}`);
 });
 
 function buildSamples() {
-  if (!info.generative) {
-    $("samples-hint").textContent = "An autoencoder has no prior to draw from: train a VAE to sample.";
+  if (!info.prior) {
+    $("samples-hint").textContent = "This autoencoder has no prior to draw from: train it again (vaekit fits one " +
+      "to its codes), or train a VAE.";
     $("samples-section").querySelector(".controls").hidden = true;
     return;
   }
+  for (const name of info.priors) $("prior").add(new Option(name, name, false, name === info.prior));
+  $("prior").addEventListener("change", showSamples);
   $("temperature").addEventListener("input", () => {
     $("temperature-value").textContent = Number($("temperature").value).toFixed(2);
     showSamples();
@@ -455,7 +460,7 @@ async function startRun() {
     for (let c = 0; c < info.classes; c++) $("label").add(new Option(modelClassName(c), String(c)));
     $("label").addEventListener("change", () => {  // everything decoded is redrawn for the class chosen
       if (space.sliders) showSliders();
-      if (info.generative) showSamples();
+      if (info.prior) showSamples();
       if (mapCode) showMapPoint(mapCode);
       if (pair.inputs.length === 2) showPath();
     });
