@@ -12,7 +12,7 @@ import vaekit
 from helpers import TINY
 from vaekit.cli import main
 from vaekit.errors import VaekitError
-from vaekit.priors import FlowPrior, GaussianMixturePrior, mixture_size
+from vaekit.priors import FlowPrior, GaussianMixturePrior, gmm_components, mixture_size
 from vaekit.sample_quality import frechet_distance, precision_recall, sample_quality
 
 
@@ -28,6 +28,7 @@ def test_mixture_finds_the_codes_clusters_and_samples_where_they_lie():
     codes, _ = three_clusters()
     prior = GaussianMixturePrior(3, 64).fit(codes)
     assert (prior.log_weight > -np.inf).sum() == 64 and mixture_size(30, 3, 64) == 1  # fewer codes, fewer parts
+    assert gmm_components(20) == 64 and gmm_components(512) == 16  # wide codes: a bounded file
     drawn = prior.sample(3000, generator=torch.Generator().manual_seed(1))
     # Every draw lies near one of the clusters (N(0, I) would put most between them) ...
     nearest = torch.cdist(drawn, torch.tensor([[-6.0, 0, 0], [6.0, 0, 0], [0, 6.0, 2.0]])).min(1).values

@@ -16,8 +16,8 @@ from vaekit.cli import main
 from vaekit.evaluation import evaluate
 from vaekit.objectives import iw_nll, loss_terms
 
-VARIANTS = [("ae", "mlp"), ("vae", "mlp"), ("iwae", "mlp"), ("cvae", "mlp"),
-            ("ae", "conv"), ("vae", "conv"), ("iwae", "conv"), ("cvae", "conv")]
+VARIANTS = [("ae", "mlp"), ("vae", "mlp"), ("iwae", "mlp"), ("cvae", "mlp"), ("hvae", "mlp"),
+            ("ae", "conv"), ("vae", "conv"), ("iwae", "conv"), ("cvae", "conv"), ("hvae", "conv")]
 
 
 def tiny(model, arch):
@@ -86,6 +86,26 @@ def test_kl_weight_options(tmp_path, blobs_npz):
     assert e["neg_elbo"] == pytest.approx(e["recon"] + e["kl"], rel=1e-6)
     free = vaekit.train(str(blobs_npz), out=tmp_path / "fb", **{**TINY, "epochs": 8, "beta": 4.0, "free_bits": 1.0})
     assert min(free.evaluate()["kl_per_dim"]) > min(tight.evaluate()["kl_per_dim"])
+
+
+def test_hierarchical_vae_counts_both_layers_and_bounds_its_likelihood(tmp_path, blobs_npz):
+    run = vaekit.train(str(blobs_npz), out=tmp_path / "h", **{**TINY, "model": "hvae", "epochs": 6})
+    assert run.config.train.kl_warmup == 2.0  # its default warm-up: a third of the epochs, under 30
+    model = run.model
+    assert model.top_dim == 2 and model.noise_dim == 6  # z2 is half the code; the code is z1
+    m = run.evaluate(iw_samples=300)
+    assert m["iw_nll"] < m["neg_elbo"]  # the importance-weighted estimate is the tighter bound
+    assert m["kl"] > sum(m["kl_per_dim"]) > 0  # kl: both layers; kl_per_dim: the code's (z1) only
+    # IW-NLL from the model's own weights: with one draw it is an unbiased -ELBO estimate
+    x = torch.rand(64, 1, 8, 8).round()
+    with torch.no_grad():
+        elbo = loss_terms(model, x)
+        one = iw_nll(model, x, 1, generator=torch.Generator().manual_seed(0))
+    assert one.mean().item() == pytest.approx((elbo.recon + elbo.kl).mean().item(), rel=0.05)
+    # Its own prior draws the upper layer, then the lower; the fitted mixture is over the lower.
+    assert run.sample(5, prior="normal").shape == run.sample(5).shape == (5, 8, 8)
+    explicit = vaekit.train(str(blobs_npz), out=tmp_path / "h0", **{**TINY, "model": "hvae", "kl_warmup": 0.0})
+    assert explicit.config.train.kl_warmup == 0.0
 
 
 def test_iwae_bound_is_tighter_than_its_elbo(tmp_path, blobs_npz):

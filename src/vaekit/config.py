@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import VaekitError, option
 
-MODELS = ("ae", "vae", "iwae", "cvae")
+MODELS = ("ae", "vae", "iwae", "cvae", "hvae")
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("auto", "bernoulli", "continuous-bernoulli", "gaussian", "gaussian-learned")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -143,6 +143,22 @@ def denoiser_defaults(model_options: dict, noise) -> dict:
     model = model_options.get("model") or DENOISER_MODEL
     latent = model_options.get("latent_dim") or (DENOISER_LATENT_DIM if model == DENOISER_MODEL else None)
     return {**model_options, "model": model, **({"latent_dim": latent} if latent else {})}
+
+
+# A hierarchical VAE's KL warm-up where none is given: epochs over which the KL weight rises
+# from 0 (a third of the epochs where there are fewer than 30). Without it the upper layer
+# collapses before the lower one has learnt anything to pass up (Sønderby et al., 2016): on
+# MNIST (8,000 digits, 30 epochs) 3 of its 20 dimensions stayed active and the IW-NLL was
+# 113.8 nats against the VAE's 108.8; with 10 epochs of warm-up, 16 and 107.7.
+HVAE_KL_WARMUP = 10.0
+
+
+def hvae_defaults(model_options: dict, train_options: dict) -> dict:
+    """``train_options`` with the hierarchical VAE's KL warm-up where it is left out."""
+    if model_options.get("model") != "hvae" or "kl_warmup" in train_options:
+        return train_options
+    epochs = train_options.get("epochs") or TrainConfig.epochs
+    return {**train_options, "kl_warmup": min(HVAE_KL_WARMUP, epochs / 3)}
 
 
 # Training options that weight or shape the KL term of the ELBO, and the models whose objective

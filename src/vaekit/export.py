@@ -4,7 +4,8 @@
 ``decoder.onnx``: z -> the likelihood mean (the reconstruction);
 ``scorer.onnx`` (detectors): x -> anomaly score, deterministic (the fixed draws are baked in);
 ``sampler-PRIOR.onnx`` (runs, one per prior the model has: normal, gmm, flow): standard-normal
-``noise`` (N, latent_dim), times a temperature if wanted, -> new samples; a mixture also takes
+``noise`` (N, latent_dim; for an hvae's ``normal``, N, latent_dim + latent_dim // 2: its upper
+layer first), times a temperature if wanted, -> new samples; a mixture also takes
 ``uniform`` (N,) draws in [0, 1) that pick each sample's component (a conditional model's
 label picks it instead). The randomness stays outside the graph, so the caller seeds it.
 Every file takes a dynamic batch size. Inputs are float32 in the model's own layout:
@@ -68,7 +69,7 @@ class Sampler(nn.Module):
         """``extra``: a conditional model's labels, else a mixture's uniform draws, else nothing."""
         y = extra if self.model.n_classes else None
         if self.prior == "normal":
-            z = noise
+            z = self.model.from_noise(noise)  # a hierarchical model's own prior draws its upper layer first
         elif self.prior == "gmm":
             gmm = self.model.priors["gmm"]
             z = gmm.transform(noise, y.long() if y is not None else gmm.pick(extra))
@@ -146,7 +147,8 @@ def export_onnx(folder, out: str | Path | None = None) -> list[Path]:
     else:
         for prior in model.sampling_priors:
             picks = prior == "gmm" and not model.n_classes
-            inputs = (z, *((torch.rand(2),) if picks else ()), *labels)
+            noise = torch.zeros(2, model.noise_dim if prior == "normal" else model.latent_dim)
+            inputs = (noise, *((torch.rand(2),) if picks else ()), *labels)
             names = ["noise", *(["uniform"] if picks else []), *label_names]
             written.append(_export(Sampler(model, prior), inputs, names, ["x_mean"], out / f"sampler-{prior}.onnx"))
     return written

@@ -184,8 +184,13 @@ def iw_nll(model: VAE, x: torch.Tensor, k: int, chunk: int = 256,
     """Importance-weighted estimate of -log p(x), per sample (N,), with ``k`` posterior draws.
 
     -log (1/k) sum_i p(x, z_i) / q(z_i | x), computed with log-sum-exp; the draws are
-    taken ``chunk`` at a time so large k fits in memory.
+    taken ``chunk`` at a time so large k fits in memory. A model with its own importance
+    weights (several stochastic layers: ``log_importance_weights``) gives them itself.
     """
+    own = getattr(model, "log_importance_weights", None)
+    if own is not None:
+        log_w = [own(x, min(chunk, k - start), generator, y) for start in range(0, k, chunk)]
+        return -(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))
     loc, logvar = model.posterior_params(x, y)
     log_w = []
     for start in range(0, k, chunk):

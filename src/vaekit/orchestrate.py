@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import distributed, likelihoods
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, denoiser_defaults
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, denoiser_defaults, hvae_defaults
 from .data import (
     Dataset,
     LazyDataset,
@@ -196,7 +196,7 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
     spec = absolute_spec(spec)  # the run folder then finds its data from any working directory
     config = RunConfig(model=ModelConfig(**denoiser_defaults(groups[ModelConfig], groups[TrainConfig].get("noise"))),
                        data=DataConfig(spec=str(spec), **groups[DataConfig]),
-                       train=TrainConfig(**groups[TrainConfig]))
+                       train=TrainConfig(**hvae_defaults(groups[ModelConfig], groups[TrainConfig])))
     config.validate()
     config.check_options_apply()
     world, device = _devices(config)

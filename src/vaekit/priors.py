@@ -29,6 +29,7 @@ from .errors import VaekitError, option
 PRIORS = ("normal", "gmm", "flow")
 DEFAULT_PRIOR = "gmm"   # what new runs sample from (bench/generation.py)
 GMM_COMPONENTS = 64     # mixture components, where there are codes enough (mixture_size)
+GMM_VALUES = 1 << 22    # the most covariance entries a mixture stores (16 MB in float32)
 MAX_FIT_CODES = 10_000  # codes a prior is fitted on (a random subset of larger data)
 CODES_PER_COMPONENT = 5  # the fewest codes a mixture component gets per row of its covariance
 
@@ -305,3 +306,10 @@ def fit_priors(model, data, seed: int = 0, batch_size: int = 1024, kinds=None) -
         else:
             prior.fit(draws, seed=seed)
         prior.to(device)
+
+
+def gmm_components(latent_dim: int) -> int:
+    """The mixture's component slots for codes of ``latent_dim``: :data:`GMM_COMPONENTS`, fewer
+    where their full covariances would pass :data:`GMM_VALUES` entries (a 512-d code gets 16),
+    so a saved model does not grow by hundreds of megabytes."""
+    return max(1, min(GMM_COMPONENTS, GMM_VALUES // latent_dim ** 2))

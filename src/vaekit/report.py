@@ -109,7 +109,7 @@ def _summary(run, metrics: list[dict]) -> str:
             ("batch size, learning rate, seed", f"{cfg.train.batch_size}, {cfg.train.lr}, {cfg.train.seed}")]
     if cfg.train.noise:
         rows.append(("denoising noise", cfg.train.noise))
-    if cfg.model.model in ("vae", "cvae", "iwae"):
+    if cfg.model.model in ("vae", "cvae", "iwae", "hvae"):
         rows.append(("beta, KL warm-up, free bits", f"{cfg.train.beta}, {cfg.train.kl_warmup}, "
                                                     f"{cfg.train.free_bits}"))
     final = [("last epoch: train loss", last.get("train_loss")), ("last epoch: validation loss", last.get("val_loss")),

@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data(p, default_help=f" (default: {data.spec})")
     p.add_argument("--model", choices=MODELS,
                    help=f"model type (default: {model.model}, or {DENOISER_MODEL} with --noise); cvae conditions "
-                        "on the data's labels")
+                        "on the data's labels; hvae has two stochastic layers (a ladder VAE)")
     p.add_argument("--k", type=positive_int, help=f"importance samples per input for --model iwae (default: {model.k})")
     p.add_argument("--beta", type=float, help=f"weight of the KL term, beta-VAE (default: {train.beta:g})")
     p.add_argument("--kl-warmup", type=float, metavar="EPOCHS",

@@ -1,12 +1,14 @@
 """Model classes and the factory that builds one from its config."""
 from __future__ import annotations
 
-from ..priors import GMM_COMPONENTS, build_prior, fitted_priors, sampling_default
+from ..priors import build_prior, fitted_priors, gmm_components, sampling_default
 from .ae import AE, AEOutput
 from .base import LatentModel, PointMass
+from .hvae import HVAE
 from .vae import IWAE, VAE, VAEOutput
 
-__all__ = ["AE", "AEOutput", "IWAE", "LatentModel", "PointMass", "VAE", "VAEOutput", "attach_priors", "build_model"]
+__all__ = ["AE", "AEOutput", "HVAE", "IWAE", "LatentModel", "PointMass", "VAE", "VAEOutput", "attach_priors",
+           "build_model"]
 
 
 def build_model(cfg, priors: bool = True) -> LatentModel:
@@ -21,7 +23,7 @@ def build_model(cfg, priors: bool = True) -> LatentModel:
 def attach_priors(model: LatentModel, cfg) -> LatentModel:
     """Give ``model`` the (unfitted) priors its config fits after training, and its default."""
     for kind in fitted_priors(cfg):
-        model.priors[kind] = build_prior(kind, cfg.latent_dim, cfg.n_classes or GMM_COMPONENTS)
+        model.priors[kind] = build_prior(kind, cfg.latent_dim, cfg.n_classes or gmm_components(cfg.latent_dim))
     model.default_prior = sampling_default(cfg)
     return model
 
@@ -33,4 +35,6 @@ def _networks(cfg) -> LatentModel:
         return IWAE(**common, k=cfg.k)
     if cfg.model == "cvae":
         return VAE(**common, n_classes=cfg.n_classes)
+    if cfg.model == "hvae":
+        return HVAE(**common)
     return {"ae": AE, "vae": VAE}[cfg.model](**common)

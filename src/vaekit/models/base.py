@@ -118,7 +118,8 @@ class LatentModel(nn.Module):
             raise VaekitError("this conditional model samples a class; give a label for each sample")
         if prior == "normal":
             p = next(self.parameters())
-            return temperature * torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
+            return self.from_noise(temperature * torch.randn(n, self.noise_dim, generator=generator, device=p.device,
+                                                             dtype=p.dtype))
         component = y.long() if self.n_classes and prior == "gmm" else None
         return self.priors[prior].sample(n, generator=generator, temperature=temperature, component=component)
 
@@ -130,6 +131,15 @@ class LatentModel(nn.Module):
             return f"a plain autoencoder has no N(0, I) prior; sample with {option('prior', 'gmm')}"
         return (f"this run has no fitted {prior} prior; choose one of {', '.join(self.sampling_priors)}"
                 + (f", or train with {option('prior', prior)}" if prior == "flow" else ""))
+
+    @property
+    def noise_dim(self) -> int:
+        """Standard-normal numbers one draw from the model's own prior takes (:meth:`from_noise`)."""
+        return self.latent_dim
+
+    def from_noise(self, noise: torch.Tensor) -> torch.Tensor:
+        """Codes from ``noise_dim`` standard-normal numbers each: N(0, I) is the noise itself."""
+        return noise
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
