@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import vaekit
-from helpers import TINY
+from helpers import TINY, make_blobs
 from vaekit.cli import main
 from vaekit.errors import VaekitError
 from vaekit.priors import FlowPrior, GaussianMixturePrior, gmm_components, mixture_size
@@ -192,7 +192,7 @@ def test_evaluate_measures_samples_against_held_out_images(tmp_path, blobs_npz, 
     assert m["prior"] == "gmm" and m["n_samples"] == 100 and m["n_real"] == 100
     assert m["fid"] > m["fid_floor"] >= 0 and 0 <= m["recall"] <= 1 and 0 <= m["precision_floor"] <= 1
     assert main(["evaluate", str(out), "--samples", "100", "--prior", "normal"]) == 0
-    assert "sample quality: FID" in capsys.readouterr().out
+    assert "sample quality of 100 samples against as many held-out images: FID" in capsys.readouterr().out
     assert main(["evaluate", str(out), "--prior", "normal"]) == 2
     assert "--prior chooses what --samples draws from" in capsys.readouterr().err
 
@@ -202,3 +202,55 @@ def test_sample_quality_is_for_images(tmp_path):
     run = vaekit.train(x, out=tmp_path / "t", **TINY)
     with pytest.raises(VaekitError, match="measured on images; this run models a table"):
         run.sample_quality(50, data=x)
+
+
+def test_what_goes_wrong_gets_one_clear_line(tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    x, y = make_blobs(n=500)
+    np.savez(tmp_path / "blobs.npz", X=x, y=y)
+    run = vaekit.train(str(tmp_path / "blobs.npz"), out=tmp_path / "r", **{**TINY, "val_fraction": 0.5})
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(VaekitError, match="temperature must be a positive number"):
+            run.sample(4, temperature=bad)
+    assert main(["sample", str(run.path), "--temperature", "inf", "--out", str(tmp_path / "s.npy")]) == 2
+    assert "--temperature must be a positive number, got inf" in capsys.readouterr().err
+    with pytest.raises(VaekitError, match="at least 10 samples, got 3"):
+        run.sample_quality(3)
+    assert run.sample_quality(5000)["n_samples"] == 250  # no more samples than real images to compare
+    # A diverged model's samples are no numbers: one line, and its report still comes, without them.
+    weights = run.path / "model.safetensors"
+    tensors = load_file(weights)
+    last = [k for k in tensors if k.startswith("decoder.") and k.endswith("bias")][-1]
+    tensors[last] = torch.full_like(tensors[last], float("nan"))
+    save_file(tensors, weights, metadata={"format": "pt"})
+    broken = vaekit.load(run.path)
+    with pytest.raises(VaekitError, match="diverged"):
+        broken.sample_quality(100)
+    assert main(["report", str(run.path)]) == 0
+    assert "no sample quality: the generated images hold NaN" in (run.path / "report.html").read_text()
+
+
+def test_a_run_stopped_before_its_priors_were_fitted_says_how_to_finish(tmp_path, blobs_npz):
+    from safetensors.torch import load_file, save_file
+
+    run = vaekit.train(str(blobs_npz), out=tmp_path / "ae", **{**TINY, "model": "ae"})
+    weights = run.path / "model.safetensors"
+    save_file({k: v for k, v in load_file(weights).items() if not k.startswith("priors.")}, weights,
+              metadata={"format": "pt"})  # as the weights saved during training are
+    with pytest.raises(VaekitError, match="stopped before its priors were fitted; finish it with resume"):
+        vaekit.load(run.path).sample(4)
+    finished = vaekit.train(resume=run.path, epochs=4, progress=False, report=False)
+    assert finished.sample(4).shape == (4, 8, 8)
+
+
+def test_a_mixture_keeps_only_what_it_fitted_and_a_flow_on_few_codes_stays_tame(tmp_path, blobs_npz):
+    run = vaekit.train(str(blobs_npz), out=tmp_path / "r", **TINY)
+    gmm = run.model.priors["gmm"]
+    k = mixture_size(216, 4, 64)  # 240 images, a tenth held out
+    assert gmm.loc.shape == (k, 4) and gmm.scale_tril.shape == (k, 4, 4) and k < 64
+    assert vaekit.load(run.path).model.priors["gmm"].loc.shape == (k, 4)  # loads at its own size
+    assert int(gmm.pick(torch.tensor([0.0, 0.999999, 1.0])).max()) == k - 1  # a draw of 1.0 picks the last
+    codes = torch.tensor([[0.1, -0.3, 0.6], [0.2, 0.0, -0.5]])  # a two-row table's codes
+    drawn = FlowPrior(3).fit(codes).sample(500, generator=torch.Generator().manual_seed(0))
+    assert drawn.abs().max() < 10

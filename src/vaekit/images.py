@@ -27,6 +27,7 @@ def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, min_cell: in
         r, col = divmod(i, ncol)
         y, x = pad + r * (h + pad), pad + col * (w + pad)
         out[:, y:y + h, x:x + w] = images[i]
+    out = np.nan_to_num(out, nan=0.0)  # a diverged model's NaN pixels show black, not as a cast's garbage
     return (out.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
 

@@ -13,6 +13,7 @@ import torch
 from . import plots
 from .atomic import atomic_write
 from .data.dataset import from_layout, to_layout
+from .errors import VaekitError
 from .images import grid_png, pairs
 
 REPORT = "report.html"
@@ -124,7 +125,11 @@ def _sample_quality(run, data) -> str:
     n = min(len(run.dataset(data, binarize=False)), SAMPLE_QUALITY_N)
     if n < MIN_SAMPLE_QUALITY_N:
         return ""
-    q = run.sample_quality(n, data=data)
+    try:
+        q = run.sample_quality(n, data=data)
+    except VaekitError as e:  # samples that are no numbers (a diverged model): say so, show the rest
+        return f'<p class="caption">no sample quality: {html.escape(str(e))}</p>'
+
     floor = (f" (real images against real: {q['fid_floor']:.1f}, {q['precision_floor']:.2f}, "
              f"{q['recall_floor']:.2f})") if "fid_floor" in q else ""
     return (f'<p class="caption">{n} samples against {q["n_real"]} held-out images: FID {q["fid"]:.1f}, precision '

@@ -4,6 +4,7 @@ Training one (``vaekit.train``) lives in :mod:`vaekit.orchestrate`.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -152,6 +153,8 @@ class Run:
             raise VaekitError(f"the number of samples must be at least 1, got {n}")
         if prior is not None and prior not in PRIORS:
             raise VaekitError(f"unknown {option('prior')} {prior!r}; choose one of {', '.join(PRIORS)}")
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise VaekitError(f"{option('temperature')} must be a positive number, got {temperature}")
         y = self._label_tensor(label, n)
         g = torch.Generator(device=self.device).manual_seed(seed)
         out = self.model.sample(n, generator=g, temperature=temperature, y=y, prior=prior)
@@ -193,17 +196,19 @@ class Run:
 
     def sample_quality(self, n: int = 2000, data=None, prior: str | None = None, seed: int = 0,
                        temperature: float = 1.0) -> dict:
-        """How close ``n`` new samples come to real images (:mod:`vaekit.sample_quality`): FID,
-        precision and recall against at most ``n`` images of ``data`` (default: the validation
-        split), and the same three for as many training images against those (``*_floor``, the
-        noise floor: what a perfect model would score at these sizes)."""
-        from .sample_quality import sample_quality
+        """How close new samples come to real images (:mod:`vaekit.sample_quality`): FID,
+        precision and recall of ``n`` samples against ``n`` images of ``data`` (default: the
+        validation split; ``n`` is cut to its size), and the same three for as many training
+        images against those (``*_floor``, the noise floor: what a perfect model would score at
+        these sizes)."""
+        from .sample_quality import MIN_IMAGES, sample_quality
 
-        if n < 2:
-            raise VaekitError(f"sample quality needs at least 2 samples, got {n}; use hundreds")
+        if n < MIN_IMAGES:
+            raise VaekitError(f"sample quality needs at least {MIN_IMAGES} samples, got {n}; use hundreds")
         if self.config.data.layout == "tabular":
             raise VaekitError("sample quality (FID, precision, recall) is measured on images; this run models a table")
         held = self.dataset(data, binarize=False)
+        n = min(n, len(held))  # as many samples as real images: FID depends on both sizes
         real = held.batch(torch.randperm(len(held), generator=torch.Generator().manual_seed(seed))[:n].sort().values)
         fake = torch.as_tensor(np.concatenate([
             self.model_units(self.sample(min(1000, n - i), seed=seed + i, temperature=temperature, prior=prior))

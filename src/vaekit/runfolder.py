@@ -157,7 +157,8 @@ class RunFolder:
         # Conditional models saved their classes' Gaussians under these names before every prior
         # was a module of vaekit.priors; older ones had none, and those stay N(0, I), what such a
         # model was trained with and sampled from.
-        if "gmm" in getattr(model, "priors", {}) and getattr(model, "n_classes", 0):
+        chosen = getattr(model, "prior_chosen", False)
+        if "gmm" in getattr(model, "priors", {}) and getattr(model, "n_classes", 0) and not chosen:
             gmm = model.priors["gmm"]
             for old, new in (("class_loc", "loc"), ("class_scale_tril", "scale_tril"), (None, "log_weight")):
                 key = f"priors.gmm.{new}"
@@ -171,6 +172,7 @@ class RunFolder:
         tensors = {k: v for k, v in tensors.items() if not k.startswith("priors.") or k.split(".")[1] in priors}
         for kind in [k for k in priors if not any(key.startswith(f"priors.{k}.") for key in tensors)]:
             del priors[kind]
+            model.unfinished = chosen  # its training stopped before the priors were fitted
         if getattr(model, "default_prior", None) not in getattr(model, "sampling_priors", ()) and model.generative:
             model.default_prior = "normal"
         try:

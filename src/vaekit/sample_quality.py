@@ -33,6 +33,7 @@ from .errors import VaekitError
 
 SIDE = 28            # the feature network's input size
 NEIGHBOURS = 3       # k of the k-NN manifold balls (the paper's default)
+MIN_IMAGES = 10      # the fewest real or generated images measured
 WEIGHTS = "digit-features.safetensors"
 
 
@@ -79,7 +80,7 @@ def to_feature_input(images) -> torch.Tensor:
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise VaekitError(f"sample quality is measured on images (N, H, W) or (N, H, W, C), got shape "
                           f"{tuple(x.shape)}")
-    x = x.mean(1, keepdim=True).clamp(0, 1)
+    x = x.mean(1, keepdim=True).clamp(0, 1)  # (NaN stays NaN: sample_quality refuses it)
     if x.shape[-2:] != (SIDE, SIDE):
         x = F.interpolate(x, size=(SIDE, SIDE), mode="bilinear", antialias=True, align_corners=False)
     return x
@@ -130,11 +131,18 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = NEIGHBOURS) ->
 
 def sample_quality(real, fake) -> dict:
     """FID, precision and recall of generated images ``fake`` against real images ``real``.
-    Both are image arrays as :func:`to_feature_input` takes them; each needs at least 2 images
-    more than the feature size (128) for a full-rank covariance, so use hundreds."""
+    Both are image arrays as :func:`to_feature_input` takes them, at least :data:`MIN_IMAGES`
+    each; FID is biased upwards at small sizes, so compare models at the same sizes, in hundreds."""
+    for name, images in (("real", real), ("generated", fake)):
+        if len(images) < MIN_IMAGES:
+            raise VaekitError(f"sample quality needs at least {MIN_IMAGES} {name} images, got {len(images)}; "
+                              "use hundreds")
     a, b = features(real), features(fake)
-    if min(len(a), len(b)) < 2:
-        raise VaekitError("sample quality needs at least 2 real and 2 generated images; use hundreds")
+    if not np.isfinite(b).all():
+        raise VaekitError("the generated images hold NaN or infinite values: the model has diverged (or the "
+                          "temperature is too high); retrain it with a lower --lr")
+    if not np.isfinite(a).all():
+        raise VaekitError("the real images hold NaN or infinite values; clean them first")
     precision, recall = precision_recall(a, b)
     return {"fid": frechet_distance(a, b), "precision": precision, "recall": recall}
 

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = run.evaluate(args.data, iw_samples=args.iw_samples, seed=args.seed)
     if args.samples is not None:
         quality = run.sample_quality(args.samples, data=args.data, prior=args.prior, seed=args.seed)
-        metrics.update({k: v for k, v in quality.items() if k != "n_samples"}, n_samples=args.samples)
+        metrics.update(quality)
     if args.json:
         print_json(metrics)
         return 0
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and not key.endswith("_floor"):
             print(f"{key:>13}  {value:.4f}" if isinstance(value, float) else f"{key:>13}  {value}")
     if "fid_floor" in metrics:
-        print(f"sample quality: FID {metrics['fid']:.1f} (real against real: {metrics['fid_floor']:.1f}), precision "
+        print(f"sample quality of {metrics['n_samples']} samples against as many held-out images: FID "
+              f"{metrics['fid']:.1f} (real against real: {metrics['fid_floor']:.1f}), precision "
               f"{metrics['precision']:.3f} ({metrics['precision_floor']:.3f}), recall {metrics['recall']:.3f} "
               f"({metrics['recall_floor']:.3f})")
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from ._common import add_run, check_output, positive_int, write_array
 
@@ -24,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from ..run import load
 
     out = check_output(args.out)
-    if not args.temperature > 0:
-        raise VaekitError(f"--temperature must be positive, got {args.temperature}")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise VaekitError(f"--temperature must be a positive number, got {args.temperature}")
     r = load(args.run)
     write_array(out, r.sample(args.n, seed=args.seed, temperature=args.temperature, label=args.label, prior=args.prior),
                 r.config.data.layout, r.config.data.columns)

@@ -25,6 +25,7 @@ def attach_priors(model: LatentModel, cfg) -> LatentModel:
     for kind in fitted_priors(cfg):
         model.priors[kind] = build_prior(kind, cfg.latent_dim, cfg.n_classes or gmm_components(cfg.latent_dim))
     model.default_prior = sampling_default(cfg)
+    model.prior_chosen = cfg.prior is not None  # a run made since priors are fitted after training
     return model
 
 

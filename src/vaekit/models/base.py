@@ -124,6 +124,9 @@ class LatentModel(nn.Module):
         return self.priors[prior].sample(n, generator=generator, temperature=temperature, component=component)
 
     def _no_prior(self, prior: str) -> str:
+        if getattr(self, "unfinished", False):
+            return (f"this run's training stopped before its priors were fitted; finish it with "
+                    f"{option('resume')} (the run folder), then sample")
         if not self.sampling_priors:
             return (f"this autoencoder was trained before vaekit fitted priors to codes, so it has nothing to "
                     f"sample from; train it again, or train {option('model', 'vae')}")
