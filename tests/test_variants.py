@@ -90,7 +90,7 @@ def test_kl_weight_options(tmp_path, blobs_npz):
 
 def test_hierarchical_vae_counts_both_layers_and_bounds_its_likelihood(tmp_path, blobs_npz):
     run = vaekit.train(str(blobs_npz), out=tmp_path / "h", **{**TINY, "model": "hvae", "epochs": 6})
-    assert run.config.train.kl_warmup == 2.0  # its default warm-up: a third of the epochs, under 30
+    assert run.config.train.kl_warmup == 4.0  # its default warm-up: two thirds of the epochs, under 30
     model = run.model
     assert model.top_dim == 2 and model.noise_dim == 6  # z2 is half the code; the code is z1
     m = run.evaluate(iw_samples=300)
