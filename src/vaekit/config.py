@@ -19,6 +19,13 @@ ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("auto", "bernoulli", "continuous-bernoulli", "gaussian", "gaussian-learned")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+PRIORS = ("normal", "gmm", "flow")  # what new samples are drawn from (vaekit.priors)
+
+
+def check_prior(name: str | None) -> None:
+    """One line for a prior that is not one of :data:`PRIORS` (None: the run's own)."""
+    if name is not None and name not in PRIORS:
+        raise VaekitError(f"unknown {option('prior')} {name!r}; choose one of {', '.join(PRIORS)}")
 
 
 def check_types(cfg) -> None:
@@ -111,10 +118,7 @@ class ModelConfig:
                 f"unknown {option('likelihood')} {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
         if self.k < 1:
             raise VaekitError(f"{option('k')} must be at least 1, got {self.k}")
-        from .priors import PRIORS
-
-        if self.prior is not None and self.prior not in PRIORS:
-            raise VaekitError(f"unknown {option('prior')} {self.prior!r}; choose one of {', '.join(PRIORS)}")
+        check_prior(self.prior)
         if self.prior == "normal" and self.model == "ae":
             raise VaekitError(f"{option('prior', 'normal')} cannot apply to {option('model', 'ae')}: a plain "
                               "autoencoder has no N(0, I) prior; leave it out (the default, gmm, fits one to its "

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import PRIORS
 from .errors import VaekitError, option
 
-PRIORS = ("normal", "gmm", "flow")
 DEFAULT_PRIOR = "gmm"   # what new runs sample from (bench/generation.py)
 GMM_COMPONENTS = 64     # mixture components, where there are codes enough (mixture_size)
 GMM_VALUES = 1 << 22    # the most covariance entries a mixture stores (16 MB in float32)
@@ -332,3 +332,30 @@ def gmm_components(latent_dim: int) -> int:
     where their full covariances would pass :data:`GMM_VALUES` entries (a 512-d code gets 16),
     so a saved model does not grow by hundreds of megabytes."""
     return max(1, min(GMM_COMPONENTS, GMM_VALUES // latent_dim ** 2))
+
+
+def saved_priors(model, tensors: dict) -> dict:
+    """A weights file's ``tensors`` as ``model`` takes them, its priors matched to what was saved.
+
+    - A conditional model saved its classes' Gaussians as ``class_loc`` and ``class_scale_tril``
+      before every prior was a module here; older ones had none, and those stay N(0, I), what
+      such a model was trained with and sampled from.
+    - Weights saved while training (a run stopped before it ended) have no priors yet: the
+      model loses those it would have had (``unfinished``, so sampling says to finish the run
+      with --resume) and a VAE samples from N(0, I).
+    - The networks alone (what training and --resume build) take no priors from a finished run.
+    """
+    priors = model.priors
+    if "gmm" in priors and model.n_classes and not model.prior_chosen:
+        gmm = priors["gmm"]
+        for old, new in (("class_loc", "loc"), ("class_scale_tril", "scale_tril"), (None, "log_weight")):
+            key = f"priors.gmm.{new}"
+            if key not in tensors:
+                tensors[key] = tensors.pop(old) if old in tensors else getattr(gmm, new)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("priors.") or k.split(".")[1] in priors}
+    for kind in [k for k in priors if not any(key.startswith(f"priors.{k}.") for key in tensors)]:
+        del priors[kind]
+        model.unfinished = model.prior_chosen
+    if model.default_prior not in model.sampling_priors and model.generative:
+        model.default_prior = "normal"
+    return tensors

@@ -118,11 +118,11 @@ def _summary(run, metrics: list[dict]) -> str:
     return table(rows) + "<h3>final metrics</h3>" + table([(k, v) for k, v in final if v is not None])
 
 
-def _sample_quality(run, data) -> str:
-    """A caption with the samples' FID, precision and recall against the held-out images and the
-    real-against-real floor (vaekit.sample_quality), for as many samples as there are held-out
-    images, up to 2,000; nothing where there are too few to measure."""
-    n = min(len(run.dataset(data, binarize=False)), SAMPLE_QUALITY_N)
+def _sample_quality(run, data, held: int) -> str:
+    """A caption with the samples' FID, precision and recall against the ``held`` held-out images
+    and the real-against-real floor (vaekit.sample_quality), for as many samples as there are
+    held-out images, up to 2,000; nothing where there are too few to measure."""
+    n = min(held, SAMPLE_QUALITY_N)
     if n < MIN_SAMPLE_QUALITY_N:
         return ""
     try:
@@ -144,6 +144,7 @@ def build_run_report(run, data=None) -> str:
 
     metrics = run.metrics()
     ds = run.dataset(data)
+    held = len(ds)
     if len(ds) > MAX_POINTS:
         ds = ds.subset(torch.linspace(0, len(ds) - 1, MAX_POINTS).long())
     layout = run.config.data.layout
@@ -165,7 +166,7 @@ def build_run_report(run, data=None) -> str:
         if run.can_sample:
             samples = from_layout(run.sample(64, seed=0), layout)
             sections.append((f"Samples from the prior ({run.model.default_prior})",
-                             picture(samples, ncol=run.model.n_classes or 8) + _sample_quality(run, data)))
+                             picture(samples, ncol=run.model.n_classes or 8) + _sample_quality(run, data, held)))
         if run.model.generative:
             other = _other_label(ds)
             path = from_layout(run.interpolate(ds, 0, other, steps=10, method="slerp"), layout)

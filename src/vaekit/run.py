@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .config import RunConfig
+from .config import RunConfig, check_prior
 from .data import (
     Dataset,
     LazyDataset,
@@ -26,7 +26,6 @@ from .evaluation import evaluate as evaluate_model
 from .interpolation import INTERPOLATIONS
 from .models import build_model
 from .models.base import LatentModel
-from .priors import PRIORS
 from .runfolder import CONFIG, RunFolder
 from .training import resolve_device
 from .units import checked
@@ -151,8 +150,7 @@ class Run:
         Gaussians."""
         if n < 1:
             raise VaekitError(f"the number of samples must be at least 1, got {n}")
-        if prior is not None and prior not in PRIORS:
-            raise VaekitError(f"unknown {option('prior')} {prior!r}; choose one of {', '.join(PRIORS)}")
+        check_prior(prior)
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise VaekitError(f"{option('temperature')} must be a positive number, got {temperature}")
         y = self._label_tensor(label, n)
@@ -201,7 +199,7 @@ class Run:
         validation split; ``n`` is cut to its size), and the same three for as many training
         images against those (``*_floor``, the noise floor: what a perfect model would score at
         these sizes)."""
-        from .sample_quality import MIN_IMAGES, sample_quality
+        from .sample_quality import MIN_IMAGES, compare, generated_features, real_features
 
         if n < MIN_IMAGES:
             raise VaekitError(f"sample quality needs at least {MIN_IMAGES} samples, got {n}; use hundreds")
@@ -210,15 +208,15 @@ class Run:
         held = self.dataset(data, binarize=False)
         n = min(n, len(held))  # as many samples as real images: FID depends on both sizes
         real = held.batch(torch.randperm(len(held), generator=torch.Generator().manual_seed(seed))[:n].sort().values)
-        fake = torch.as_tensor(np.concatenate([
-            self.model_units(self.sample(min(1000, n - i), seed=seed + i, temperature=temperature, prior=prior))
-            for i in range(0, n, 1000)]))
+        fake = np.concatenate([self.sample(min(1000, n - i), seed=seed + i, temperature=temperature, prior=prior)
+                               for i in range(0, n, 1000)])  # in the data's layout, which the features read
+        held_features = real_features(real)
         out = {"n_samples": n, "n_real": len(real), "prior": prior or self.model.default_prior,
-               **sample_quality(real, fake)}
+               **compare(held_features, generated_features(fake))}
         if data is None and self.config.data.spec != ARRAY_SPEC:
             train = self._training_images(len(real), seed)
             if train is not None:
-                out.update({f"{k}_floor": v for k, v in sample_quality(real, train).items()})
+                out.update({f"{k}_floor": v for k, v in compare(held_features, real_features(train)).items()})
         return out
 
     def _training_images(self, n: int, seed: int) -> torch.Tensor | None:
@@ -231,12 +229,6 @@ class Run:
         if len(train) < n:
             return None
         return train.batch(torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1))[:n])
-
-    def model_units(self, x: np.ndarray) -> np.ndarray:
-        """Samples in the data layout back in the model's (N, C, H, W) or (N, D)."""
-        from .data.dataset import from_layout
-
-        return from_layout(np.asarray(x, np.float32), self.config.data.layout)
 
     def metrics(self) -> list[dict]:
         return RunFolder(self.path).metrics() if self.path else []

@@ -154,27 +154,9 @@ class RunFolder:
         except Exception as e:  # safetensors raises its own error types for damaged files
             reason = " ".join(str(e).split())
             raise VaekitError(f"{path} is corrupt or unreadable ({reason}); retrain the run") from None
-        # Conditional models saved their classes' Gaussians under these names before every prior
-        # was a module of vaekit.priors; older ones had none, and those stay N(0, I), what such a
-        # model was trained with and sampled from.
-        chosen = getattr(model, "prior_chosen", False)
-        if "gmm" in getattr(model, "priors", {}) and getattr(model, "n_classes", 0) and not chosen:
-            gmm = model.priors["gmm"]
-            for old, new in (("class_loc", "loc"), ("class_scale_tril", "scale_tril"), (None, "log_weight")):
-                key = f"priors.gmm.{new}"
-                if key not in tensors:
-                    tensors[key] = tensors.pop(old) if old in tensors else getattr(gmm, new)
-        # Weights saved while training (a run stopped before it ended) have no priors yet: the
-        # model samples from what it has (N(0, I) for a VAE), and the priors come with the end
-        # of training (--resume).
-        priors = getattr(model, "priors", {})
-        # and the networks alone (what training and --resume build) take no priors from a finished run
-        tensors = {k: v for k, v in tensors.items() if not k.startswith("priors.") or k.split(".")[1] in priors}
-        for kind in [k for k in priors if not any(key.startswith(f"priors.{k}.") for key in tensors)]:
-            del priors[kind]
-            model.unfinished = chosen  # its training stopped before the priors were fitted
-        if getattr(model, "default_prior", None) not in getattr(model, "sampling_priors", ()) and model.generative:
-            model.default_prior = "normal"
+        from .priors import saved_priors
+
+        tensors = saved_priors(model, tensors)
         try:
             model.load_state_dict(tensors)
         except RuntimeError:

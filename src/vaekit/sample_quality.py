@@ -133,21 +133,30 @@ def sample_quality(real, fake) -> dict:
     """FID, precision and recall of generated images ``fake`` against real images ``real``.
     Both are image arrays as :func:`to_feature_input` takes them, at least :data:`MIN_IMAGES`
     each; FID is biased upwards at small sizes, so compare models at the same sizes, in hundreds."""
-    for name, images in (("real", real), ("generated", fake)):
-        if len(images) < MIN_IMAGES:
-            raise VaekitError(f"sample quality needs at least {MIN_IMAGES} {name} images, got {len(images)}; "
-                              "use hundreds")
-    a, b = features(real), features(fake)
-    if not np.isfinite(b).all():
-        raise VaekitError("the generated images hold NaN or infinite values: the model has diverged (or the "
-                          "temperature is too high); retrain it with a lower --lr")
-    if not np.isfinite(a).all():
-        raise VaekitError("the real images hold NaN or infinite values; clean them first")
-    precision, recall = precision_recall(a, b)
-    return {"fid": frechet_distance(a, b), "precision": precision, "recall": recall}
+    return compare(real_features(real), generated_features(fake))
 
 
-def noise_floor(reference, real) -> dict:
-    """What the same measures give for two sets of *real* images (``reference`` against
-    ``real``): the best a model can do at these sample sizes, printed beside its scores."""
-    return sample_quality(reference, real)
+def real_features(images) -> np.ndarray:
+    """The features of real images, checked (measure several sets against them with :func:`compare`)."""
+    return _checked_features(images, "real", "the real images hold NaN or infinite values; clean them first")
+
+
+def generated_features(images) -> np.ndarray:
+    return _checked_features(images, "generated", "the generated images hold NaN or infinite values: the model "
+                             "has diverged (or the temperature is too high); retrain it with a lower --lr")
+
+
+def _checked_features(images, name: str, not_finite: str) -> np.ndarray:
+    if len(images) < MIN_IMAGES:
+        raise VaekitError(f"sample quality needs at least {MIN_IMAGES} {name} images, got {len(images)}; "
+                          "use hundreds")
+    f = features(images)
+    if not np.isfinite(f).all():
+        raise VaekitError(not_finite)
+    return f
+
+
+def compare(real: np.ndarray, fake: np.ndarray) -> dict:
+    """FID, precision and recall of feature sets (from :func:`real_features`, :func:`generated_features`)."""
+    precision, recall = precision_recall(real, fake)
+    return {"fid": frechet_distance(real, fake), "precision": precision, "recall": recall}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import PRIORS
 from ._common import add_data, add_run, positive_int, print_json
 
 
@@ -18,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=positive_int, metavar="N",
                    help="also draw N new images and measure them against N real ones (FID, precision, recall, "
                         "in the features of vaekit's digit classifier), with the real-against-real noise floor")
-    p.add_argument("--prior", choices=("normal", "gmm", "flow"),
+    p.add_argument("--prior", choices=PRIORS,
                    help="the prior --samples draws from (default: the run's own)")
     p.add_argument("--seed", type=int, default=0, help="seed for the sampled terms (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import math
 
+from ..config import PRIORS
 from ._common import add_run, check_output, positive_int, write_array
 
 
@@ -15,18 +15,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", type=int, help="the class to draw, for a conditional model (--model cvae)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the prior draws; below 1 gives cleaner, less varied samples")
-    p.add_argument("--prior", choices=("normal", "gmm", "flow"),
+    p.add_argument("--prior", choices=PRIORS,
                    help="where codes are drawn from: normal is N(0, I); gmm and flow are densities fitted to the "
                         "training data's codes after training (default: the run's own, gmm for new runs)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import VaekitError
     from ..run import load
 
     out = check_output(args.out)
-    if not (math.isfinite(args.temperature) and args.temperature > 0):
-        raise VaekitError(f"--temperature must be a positive number, got {args.temperature}")
     r = load(args.run)
     write_array(out, r.sample(args.n, seed=args.seed, temperature=args.temperature, label=args.label, prior=args.prior),
                 r.config.data.layout, r.config.data.columns)

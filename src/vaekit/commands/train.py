@@ -15,6 +15,7 @@ from ..config import (
     LIKELIHOODS,
     MODELS,
     PRECISIONS,
+    PRIORS,
     DataConfig,
     ModelConfig,
     TrainConfig,
@@ -60,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"(default: {train.free_bits:g})")
     p.add_argument("--arch", choices=ARCHS,
                    help=f"mlp (the classic) or conv (convolutional, for images of any size); default: {model.arch}")
-    p.add_argument("--prior", choices=("normal", "gmm", "flow"),
+    p.add_argument("--prior", choices=PRIORS,
                    help="what new samples are drawn from: normal is N(0, I); gmm a Gaussian mixture fitted to the "
                         "training codes after training (the default, fitted for every run); flow a normalising "
                         "flow fitted the same way (some seconds more)")

@@ -16,7 +16,6 @@ def build_model(cfg, priors: bool = True) -> LatentModel:
     describes, with the priors its config fits after training (``priors=False``: the networks
     alone, what training optimises and checkpoints)."""
     model = _networks(cfg)
-    model.default_prior = sampling_default(cfg)
     return attach_priors(model, cfg) if priors else model
 
 

@@ -59,6 +59,8 @@ class LatentModel(nn.Module):
     generative = False  # an N(0, I) prior to sample from, and a negative ELBO among the metrics
     n_classes = 0
     default_prior = "normal"  # what sample() draws from when not told (set from the config by build_model)
+    prior_chosen = False  # its config chose a prior (runs made since priors are fitted after training)
+    unfinished = False    # its weights were saved before training fitted its priors (see priors.saved_priors)
 
     def __init__(self, input_shape: Sequence[int], latent_dim: int, likelihood: str):
         super().__init__()
@@ -124,7 +126,7 @@ class LatentModel(nn.Module):
         return self.priors[prior].sample(n, generator=generator, temperature=temperature, component=component)
 
     def _no_prior(self, prior: str) -> str:
-        if getattr(self, "unfinished", False):
+        if self.unfinished:
             return (f"this run's training stopped before its priors were fitted; finish it with "
                     f"{option('resume')} (the run folder), then sample")
         if not self.sampling_priors:
