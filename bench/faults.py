@@ -142,6 +142,11 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         """Train on the file or folder ``data`` of the data folder, into a new run folder."""
         return ["train", "--data", str(d / data), *new, *TINY, *extra]
 
+    def train_vqvae(data: str, *extra: str) -> list[str]:
+        """The same for a VQ-VAE, which sizes its own code (no --latent-dim)."""
+        return ["train", "--data", str(d / data), *new, "--model", "vqvae", "--epochs", "2", "--quiet", "--no-report",
+                *extra]
+
     def damaged(name: str, file: str) -> Callable[[], None]:
         def prepare() -> None:
             shutil.copytree(p.run, p.runs / name)
@@ -204,6 +209,10 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         Case("option: unknown --bogus 3", train("images.npz", "--bogus", "3")),
         Case("option: --memory-budget lots", train("images.npz", "--memory-budget", "lots")),
         Case("option: --binarize fixed outside [0, 1]", train("table.csv", "--binarize", "fixed")),
+        Case("option: --model vqvae on a table", train_vqvae("table.csv")),
+        Case("option: --model vqvae --latent-dim 8", train_vqvae("images.npz", "--latent-dim", "8")),
+        Case("option: --model vqvae --arch mlp", train_vqvae("images.npz", "--arch", "mlp")),
+        Case("option: --prior autoregressive --model vae", train("images.npz", "--prior", "autoregressive")),
         # anomaly detection
         Case("detect: fit on a CSV with NaN", ["detect", "fit", "--data", str(d / "nan.csv"), "--out",
                                                str(p.fresh / "det"), "--epochs", "2", "--quiet"]),
@@ -234,6 +243,8 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         Case("run: sample --out s.txt", ["sample", run, "--out", str(out / "s.txt")]),
         Case("run: sample --temperature inf", ["sample", run, "--temperature", "inf", "--out", str(out / "s.npy")]),
         Case("run: sample --prior flow, none fitted", ["sample", run, "--prior", "flow", "--out", str(out / "s.npy")]),
+        Case("run: sample --prior autoregressive, a VAE", ["sample", run, "--prior", "autoregressive", "--out",
+                                                             str(out / "s.npy")]),
         Case("run: evaluate --samples 3", ["evaluate", run, "--samples", "3"]),
         Case("run: evaluate --prior without --samples", ["evaluate", run, "--prior", "normal"]),
         Case("run: interpolate --to 9999", ["interpolate", run, "--data", str(d / "images.npz"), "--from", "0",

@@ -190,8 +190,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     Parameters
     ----------
-    model : {"vae", "ae"}, default="vae"
-        The network: a VAE (a likelihood per row) or a plain autoencoder.
+    model : {"vae", "ae", "vqvae"}, default="vae"
+        The network: a VAE (a likelihood per row), a plain autoencoder, or (images only) a
+        convolutional VQ-VAE, whose code is a grid of discrete symbols (``vaekit.models.VQVAE``).
     contamination : float in (0, 0.5], default=0.1
         The share of anomalies expected in the training data; sets ``threshold_`` (and so the
         0/1 labels), never the scores.
@@ -321,13 +322,13 @@ default="auto"
             value = getattr(self, name)
             return value == "auto" if isinstance(value, str) else test(value)
 
-        need(self.model in ("ae", "vae"), "model", "'vae' or 'ae'")
+        need(self.model in ("ae", "vae", "vqvae"), "model", "'vae', 'ae' or 'vqvae'")
         need(_real(self.contamination) and 0 < self.contamination <= 0.5, "contamination",
              "a number in (0, 0.5]")
         need(self.anomaly_score in SCORES, "anomaly_score", f"one of {', '.join(map(repr, SCORES))}")
-        if self.anomaly_score in ("elbo", "iw") and self.model == "ae":
+        if self.anomaly_score in ("elbo", "iw") and self.model != "vae":
             raise VaekitError(f"anomaly_score {self.anomaly_score!r} needs a VAE; use anomaly_score='recon' "
-                              "(or 'auto') with model='ae'")
+                              f"(or 'auto') with model={self.model!r}")
         need(_integer(self.n_samples) and self.n_samples >= 1, "n_samples", "an integer of at least 1")
         need(self.likelihood == "auto" or self.likelihood in LIKELIHOODS, "likelihood",
              f"'auto' or one of {', '.join(map(repr, LIKELIHOODS))}")
@@ -491,6 +492,14 @@ default="auto"
         self.seed_ = _seed(self.random_state)
         hidden, latent = ((400,), 20) if self.intensities_ else _widths(self.n_features_in_)
         lo, hi = ds.value_range()
+        if self.model == "vqvae":  # convolutional; its code size follows from the images
+            from .models.vqvae import vqvae_code_size
+
+            if ds.kind != "image" or self.latent_dim is not None:
+                raise VaekitError(f"model='vqvae' takes images, (N, H, W) or (N, C, H, W), and sizes its own code; "
+                                  f"{'leave out latent_dim' if ds.kind == 'image' else 'use vae or ae for tables'}")
+            hidden = self.hidden_dims or ModelConfig(model="vqvae").hidden_dims
+            latent = vqvae_code_size(ds.sample_shape, hidden)
         self.model_config_ = ModelConfig(
             model=self.model, latent_dim=int(self.latent_dim or latent),
             hidden_dims=tuple(int(h) for h in (self.hidden_dims or hidden)),

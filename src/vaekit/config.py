@@ -14,12 +14,12 @@ from pathlib import Path
 
 from .errors import VaekitError, option
 
-MODELS = ("ae", "vae", "iwae", "cvae", "hvae")
+MODELS = ("ae", "vae", "iwae", "cvae", "hvae", "vqvae")
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("auto", "bernoulli", "continuous-bernoulli", "gaussian", "gaussian-learned")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
-PRIORS = ("normal", "gmm", "flow")  # what new samples are drawn from (vaekit.priors)
+PRIORS = ("normal", "gmm", "flow", "autoregressive")  # what new samples are drawn from (vaekit.priors)
 
 
 def check_prior(name: str | None) -> None:
@@ -85,7 +85,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     model: str = "vae"
-    arch: str = "mlp"
+    arch: str | None = None  # "mlp", or "conv"; None: conv for a VQ-VAE (whose code is a grid), else mlp
     latent_dim: int = 20
     hidden_dims: tuple[int, ...] | None = None  # MLP widths (default 400) or conv channels (32, 64)
     likelihood: str = "auto"
@@ -101,6 +101,8 @@ class ModelConfig:
     prior: str | None = None
 
     def __post_init__(self):  # JSON and callers may give lists
+        if self.arch is None:
+            self.arch = "conv" if self.model == "vqvae" else "mlp"
         if self.hidden_dims is None:
             self.hidden_dims = (32, 64) if self.arch == "conv" else (400,)
         if not isinstance(self.hidden_dims, str):  # a string is refused whole by validate()
@@ -123,6 +125,17 @@ class ModelConfig:
             raise VaekitError(f"{option('prior', 'normal')} cannot apply to {option('model', 'ae')}: a plain "
                               "autoencoder has no N(0, I) prior; leave it out (the default, gmm, fits one to its "
                               "codes)")
+        if self.model == "vqvae":
+            if self.arch != "conv":
+                raise VaekitError(f"{option('model', 'vqvae')} is convolutional (its code is a grid of image "
+                                  f"features); leave out {option('arch', self.arch)}")
+            if self.prior == "normal":
+                raise VaekitError(f"{option('prior', 'normal')} cannot apply to {option('model', 'vqvae')}: its "
+                                  "code is a grid of discrete symbols with no N(0, I) prior; leave it out (the "
+                                  "default, autoregressive, is fitted to the training codes)")
+        elif self.prior == "autoregressive":
+            raise VaekitError(f"{option('prior', 'autoregressive')} is a prior over a VQ-VAE's grid of symbols; "
+                              f"train {option('model', 'vqvae')}, or choose gmm or flow")
         if self.latent_dim < 1:
             raise VaekitError(f"{option('latent_dim')} must be at least 1, got {self.latent_dim}")
         if any(h < 1 for h in self.hidden_dims) or (self.arch == "conv" and not self.hidden_dims):
@@ -149,6 +162,15 @@ def denoiser_defaults(model_options: dict, noise) -> dict:
     return {**model_options, "model": model, **({"latent_dim": latent} if latent else {})}
 
 
+def vqvae_options(model_options: dict) -> None:
+    """A VQ-VAE's code size follows from the images and the conv widths: refuse one given."""
+    if model_options.get("model") == "vqvae" and model_options.get("latent_dim") is not None:
+        raise VaekitError(f"{option('latent_dim')} cannot apply to {option('model', 'vqvae')}: its code is one "
+                          f"vector of a few channels per position of the grid its conv blocks leave (7 x 7 for "
+                          f"28 x 28 images); set the grid with {option('hidden_dims')} (one halving per width), "
+                          f"or leave it out")
+
+
 # A hierarchical VAE's KL warm-up where none is given: epochs over which the KL weight rises
 # from 0 (two thirds of the epochs where there are fewer than 30). Without it the upper layer
 # collapses before the lower one has learnt anything to pass up (Sønderby et al., 2016). On
@@ -170,6 +192,7 @@ def hvae_defaults(model_options: dict, train_options: dict) -> dict:
 # has no such term (so the options would be silently ignored).
 KL_OPTIONS = ("beta", "kl_warmup", "free_bits")
 NO_KL_WEIGHT = {"ae": "an autoencoder's loss is the reconstruction error alone, with no KL term",
+                "vqvae": "a VQ-VAE's loss is the reconstruction's negative log-likelihood alone, with no KL term",
                 "iwae": "the importance-weighted bound has no separate KL term to weight"}
 
 

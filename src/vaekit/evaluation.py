@@ -59,6 +59,7 @@ def evaluate(model, data: Dataset, batch_size: int = 1024, iw_samples: int | Non
         "active_units": int((code_var > ACTIVE_UNIT_VARIANCE).sum()),
         "kl_per_dim": (kl_dims / n).tolist() if is_vae else None,
     }
+    metrics.update(model.code_metrics(torch.cat(codes)) if n else {})
     if iw_samples and is_vae:
         metrics["iw_nll"] = sums["iw_nll"] / n
         metrics["iw_samples"] = iw_samples

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import distributed, likelihoods
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, denoiser_defaults, hvae_defaults
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, denoiser_defaults, hvae_defaults, vqvae_options
 from .data import (
     Dataset,
     LazyDataset,
@@ -30,7 +30,8 @@ from .distributed import World
 from .errors import VaekitError, option
 from .images import save_grid, save_pairs
 from .models import attach_priors, build_model
-from .priors import DEFAULT_PRIOR, fit_priors, fitted_priors
+from .models.vqvae import vqvae_code_size
+from .priors import AR_BATCH, MAX_FIT_CODES, ar_steps, default_prior, fit_priors, fitted_priors
 from .run import ARRAY_SPEC, BINARIZE_SEED, Run
 from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, STATE, RunFolder, RunLock, foreign_state, resume_hint
 from .tensorboard_log import log_pictures, log_scalars, open_board
@@ -96,8 +97,10 @@ def _prepare(config: RunConfig, array, world: World) -> tuple[RunConfig, Dataset
     n_classes = 0
     if config.model.model == "cvae":
         n_classes = int(dataset.require_labels().max()) + 1
+    code = {"latent_dim": vqvae_code_size(dataset.sample_shape, config.model.hidden_dims)} \
+        if config.model.model == "vqvae" else {}
     model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood, n_classes=n_classes,
-                    prior=config.model.prior or DEFAULT_PRIOR)
+                    prior=config.model.prior or default_prior(config.model.model), **code)
     data_cfg = replace(config.data, layout=dataset.layout,
                        columns=list(dataset.columns) if dataset.columns else None,
                        class_names=list(dataset.class_names) if dataset.class_names else None)
@@ -138,6 +141,9 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
     # Densities over the codes, to sample from (vaekit.priors): every rank fits the same ones
     # (same data, same seed) so that each returns a Run that samples alike; rank 0 saves them.
     if fitted_priors(config.model):
+        if "autoregressive" in fitted_priors(config.model) and config.train.progress:  # the one that takes a while
+            print(f"vaekit: fitting the autoregressive prior to the training codes "
+                  f"({ar_steps(min(len(train_data), MAX_FIT_CODES), AR_BATCH):,} steps)", file=sys.stderr)
         fit_priors(attach_priors(model, config.model).to(device), train_data, seed=config.train.seed)
         if world.is_main:
             folder.save_weights(model, config)
@@ -194,6 +200,7 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
     spec = data if isinstance(data, (str, os.PathLike)) else ("mnist-5k" if data is None else ARRAY_SPEC)
     check_resizable(spec, groups[DataConfig].get("image_size"))
     spec = absolute_spec(spec)  # the run folder then finds its data from any working directory
+    vqvae_options(groups[ModelConfig])
     config = RunConfig(model=ModelConfig(**denoiser_defaults(groups[ModelConfig], groups[TrainConfig].get("noise"))),
                        data=DataConfig(spec=str(spec), **groups[DataConfig]),
                        train=TrainConfig(**hvae_defaults(groups[ModelConfig], groups[TrainConfig])))

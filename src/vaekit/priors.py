@@ -34,6 +34,13 @@ GMM_VALUES = 1 << 22    # the most covariance entries a mixture stores (16 MB in
 MAX_FIT_CODES = 10_000  # codes a prior is fitted on (a random subset of larger data)
 CODES_PER_COMPONENT = 5  # the fewest codes a mixture component gets per row of its covariance
 FLOW_CODES_PER_DIM = 10  # the fewest codes per dimension a flow's couplings are trained on
+# An autoregressive prior's training: about 30 passes over the codes, 200 to 3,000 steps of 64
+# grids, at a peak learning rate of 3e-3 (ar_steps). On MNIST's 7 x 7 grids (7,200 digits) a
+# width of 64 and two blocks reached the held-out likelihood of width 96 (63.8 nats) in the
+# same 75 s, and 600 steps of width 128 and three blocks reached 69.9 nats, with samples at
+# FID 216 against 110 (sample quality measured as bench/generation.py does).
+AR_EPOCHS, AR_MIN_STEPS, AR_MAX_STEPS, AR_BATCH = 30, 200, 3000, 64
+AR_LR = 3e-3
 
 
 class GaussianMixturePrior(nn.Module):
@@ -261,21 +268,151 @@ class FlowPrior(nn.Module):
         return self.eval()
 
 
-def build_prior(kind: str, latent_dim: int, components: int) -> nn.Module:
+class _Block(nn.Module):
+    """A pre-norm transformer block with causal self-attention."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.out = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor, past: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """``x`` (n, t, width): the whole sequence (``past`` None, causal), or one new position
+        after ``past``, the keys and values of those before it. Returns the output and the keys
+        and values so far."""
+        n, t, width = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(n, t, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+        a = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=past is None)
+        x = x + self.out(a.transpose(1, 2).reshape(n, t, width))
+        return x + self.mlp(self.norm2(x)), (k, v)
+
+
+class AutoregressivePrior(nn.Module):
+    """A causal transformer over a VQ-VAE's grid of symbols in raster order: p(s) = prod_t
+    p(s_t | s_<t), as the PixelCNN prior of van den Oord et al. (2017). Sampling draws one
+    position at a time with each logit divided by the temperature (below 1: the likelier
+    symbols, cleaner and less varied samples), from uniform draws by the cumulative
+    probabilities, so an exported graph can do it too."""
+
+    def __init__(self, positions: int, levels, width: int = 64, layers: int = 2, heads: int = 4):
+        super().__init__()
+        from .models.vqvae import FSQ
+
+        self.quantizer = FSQ(levels)
+        self.positions, self.first = positions, self.quantizer.size  # the symbol before the first position
+        self.embed = nn.Embedding(self.quantizer.size + 1, width)
+        self.position = nn.Parameter(0.02 * torch.randn(positions, width))
+        self.blocks = nn.ModuleList(_Block(width, heads) for _ in range(layers))
+        self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, self.quantizer.size)
+
+    def symbols(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.indices(codes.reshape(len(codes), self.positions, self.quantizer.channels))
+
+    def logits(self, symbols: torch.Tensor) -> torch.Tensor:
+        """Symbols (n, positions) -> each position's logits given the symbols before it (n, positions, size)."""
+        tokens = torch.cat([torch.full_like(symbols[:, :1], self.first), symbols[:, :-1]], 1)
+        h = self.embed(tokens) + self.position
+        for block in self.blocks:
+            h, _ = block(h)
+        return self.head(self.norm(h))
+
+    def log_prob(self, codes: torch.Tensor) -> torch.Tensor:
+        """log p of each code's symbols (n,), in nats."""
+        symbols = self.symbols(codes)
+        return -nn.functional.cross_entropy(self.logits(symbols).transpose(1, 2), symbols, reduction="none").sum(1)
+
+    def transform(self, uniform: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Uniform draws in [0, 1) (n, positions) -> codes (n, positions * channels), one position
+        at a time, reusing the keys and values of the positions before."""
+        token = torch.full_like(uniform[:, :1], self.first, dtype=torch.long)  # no len(): exports keep N dynamic
+        past: list = [None] * len(self.blocks)
+        drawn = []
+        for t in range(self.positions):
+            h = self.embed(token) + self.position[t]
+            for i, block in enumerate(self.blocks):
+                h, past[i] = block(h, past[i])
+            cdf = torch.softmax(self.head(self.norm(h))[:, 0].float() / temperature, -1).cumsum(-1)
+            token = (uniform[:, t:t + 1] >= cdf[:, :-1]).sum(1, keepdim=True)
+            drawn.append(token)
+        return self.quantizer.codes(torch.cat(drawn, 1)).flatten(1)
+
+    def sample(self, n: int, generator=None, temperature: float = 1.0, component=None) -> torch.Tensor:
+        device = self.position.device
+        uniform = torch.rand(n, self.positions, generator=generator, device=device)
+        return self.transform(uniform, temperature)
+
+    def fit(self, codes: torch.Tensor, labels=None, seed: int = 0, batch_size: int = AR_BATCH) -> AutoregressivePrior:
+        """Maximum likelihood on the codes' symbols with AdamW, keeping the weights that give a
+        held-out tenth of them the highest likelihood."""
+        device = self.position.device
+        symbols = self.symbols(codes.to(device))
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(symbols), generator=g)
+        cut = max(1, len(symbols) // 10)
+        held, fit = symbols[order[:cut]], symbols[order[cut:]] if len(symbols) > 1 else symbols
+        steps = ar_steps(len(symbols), batch_size)
+        self.train()
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad(), \
+                _denormals_flushed():
+            torch.manual_seed(seed)
+            opt = torch.optim.AdamW(self.parameters(), lr=AR_LR, weight_decay=0.01)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, AR_LR, total_steps=steps, pct_start=0.05)
+            best, best_state = -math.inf, None
+            for step in range(steps):
+                batch = fit[torch.randint(len(fit), (min(batch_size, len(fit)),), generator=g).to(device)]
+                loss = nn.functional.cross_entropy(self.logits(batch).transpose(1, 2), batch)
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                if (step + 1) % max(1, steps // 10) == 0 or step + 1 == steps:
+                    self.eval()
+                    with torch.no_grad():
+                        ll = -nn.functional.cross_entropy(self.logits(held).transpose(1, 2), held).item()
+                    self.train()
+                    if ll > best:
+                        best, best_state = ll, {k: v.clone() for k, v in self.state_dict().items()}
+        if best_state is not None:
+            self.load_state_dict(best_state)
+        return self.eval()
+
+
+def ar_steps(n: int, batch_size: int) -> int:
+    """Optimisation steps of an autoregressive prior fitted to ``n`` grids (:data:`AR_EPOCHS` passes
+    over them, within bounds)."""
+    return int(min(AR_MAX_STEPS, max(AR_MIN_STEPS, AR_EPOCHS * n / batch_size)))
+
+
+def build_prior(kind: str, model, components: int) -> nn.Module:
+    """An unfitted prior ``kind`` over ``model``'s codes (``components``: a mixture's slots)."""
     if kind == "gmm":
-        return GaussianMixturePrior(latent_dim, components)
+        return GaussianMixturePrior(model.latent_dim, components)
     if kind == "flow":
-        return FlowPrior(latent_dim)
+        return FlowPrior(model.latent_dim)
+    if kind == "autoregressive":
+        return AutoregressivePrior(model.positions, model.quantizer.level_counts)
     raise VaekitError(f"unknown {option('prior')} {kind!r}; choose one of {', '.join(PRIORS)}")
+
+
+def default_prior(model: str) -> str:
+    """What a new run of ``model`` samples from unless told: a VQ-VAE's autoregressive prior over
+    its symbols, otherwise the mixture (:data:`DEFAULT_PRIOR`)."""
+    return "autoregressive" if model == "vqvae" else DEFAULT_PRIOR
 
 
 def fitted_priors(cfg) -> tuple[str, ...]:
     """The priors a run of :class:`~vaekit.config.ModelConfig` ``cfg`` fits after training: a
-    Gaussian mixture always (a few seconds), a flow when it is the chosen prior. A run made
+    Gaussian mixture always (a few seconds; a VQ-VAE: its autoregressive prior instead), and the
+    chosen prior. A run made
     before priors were fitted (``prior`` None) has a conditional model's class Gaussians only."""
     if cfg.prior is None:
         return ("gmm",) if cfg.n_classes else ()
-    return ("gmm", "flow") if cfg.prior == "flow" else ("gmm",)
+    return tuple(dict.fromkeys(k for k in (default_prior(cfg.model), cfg.prior) if k != "normal"))
 
 
 def sampling_default(cfg) -> str:

@@ -96,13 +96,21 @@ def latent_figure(run, ds, method: str = "pca"):
     return plots.latent_map(points, ds.y.numpy() if ds.y is not None else None, axis, manifold)
 
 
+def _code_size(run) -> str:
+    grid = getattr(run.model, "grid", None)  # a VQ-VAE's code is a grid of symbols
+    if grid is None:
+        return str(run.config.model.latent_dim)
+    q = run.model.quantizer
+    return f"{run.model.latent_dim} (a {grid[0]} x {grid[1]} grid of {q.channels} channels: {q.size} symbols)"
+
+
 def _summary(run, metrics: list[dict]) -> str:
     cfg = run.config
     last = metrics[-1] if metrics else {}
     best_val = min((m["val_loss"] for m in metrics if m.get("val_loss") is not None), default=None)
     rows = [("run folder", run.path), ("model", f"{cfg.model.model} ({cfg.model.arch})"),
             ("input shape", tuple(cfg.model.input_shape)), ("hidden widths", list(cfg.model.hidden_dims)),
-            ("latent dimensions", cfg.model.latent_dim), ("likelihood", cfg.model.likelihood),
+            ("latent dimensions", _code_size(run)), ("likelihood", cfg.model.likelihood),
             ("data", f"{cfg.data.spec} ({cfg.data.layout})"), ("validation fraction", cfg.data.val_fraction),
             ("epochs trained", f"{len(metrics)} of {cfg.train.epochs}"),
             ("training time", f"{sum(m['seconds'] for m in metrics):.1f} s"),

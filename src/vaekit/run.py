@@ -145,7 +145,8 @@ class Run:
                prior: str | None = None) -> np.ndarray:
         """``n`` new samples in the data layout, from codes drawn from ``prior``: ``normal``
         (N(0, I)), ``gmm`` or ``flow`` (densities fitted to the training codes, see
-        :mod:`vaekit.priors`); by default the run's own (``config.model.prior``). A conditional
+        :mod:`vaekit.priors`), ``autoregressive`` (a VQ-VAE's prior over its grid of symbols); by
+        default the run's own (``config.model.prior``). A conditional
         model draws class ``label`` (default: each class in turn); its ``gmm`` is its classes'
         Gaussians."""
         if n < 1:

@@ -14,7 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          description="Train an anomaly detector on (mostly) normal data.")
     add_data(fit, required=True)
     fit.add_argument("--out", required=True, metavar="DIR", help="detector folder to create")
-    fit.add_argument("--model", choices=("vae", "ae"), default="vae", help="default: vae")
+    fit.add_argument("--model", choices=("vae", "ae", "vqvae"), default="vae",
+                     help="default: vae; vqvae (images only) is convolutional, with a code of discrete symbols")
     fit.add_argument("--contamination", type=float, default=0.1,
                      help="share of anomalies expected in the training data; sets the threshold (0.1)")
     fit.add_argument("--score", choices=("auto", "recon", "elbo", "iw"), default="auto",

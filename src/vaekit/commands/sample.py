@@ -14,10 +14,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default: 0)")
     p.add_argument("--label", type=int, help="the class to draw, for a conditional model (--model cvae)")
     p.add_argument("--temperature", type=float, default=1.0,
-                   help="scale of the prior draws; below 1 gives cleaner, less varied samples")
+                   help="scale of the prior draws (an autoregressive prior's: its logits divided by it); below 1 "
+                        "gives cleaner, less varied samples")
     p.add_argument("--prior", choices=PRIORS,
                    help="where codes are drawn from: normal is N(0, I); gmm and flow are densities fitted to the "
-                        "training data's codes after training (default: the run's own, gmm for new runs)")
+                        "training data's codes after training, autoregressive a vqvae's prior over its symbols "
+                        "(default: the run's own: gmm for new runs, autoregressive for a vqvae)")
 
 
 def run(args: argparse.Namespace) -> int:

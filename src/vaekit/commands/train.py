@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data(p, default_help=f" (default: {data.spec})")
     p.add_argument("--model", choices=MODELS,
                    help=f"model type (default: {model.model}, or {DENOISER_MODEL} with --noise); cvae conditions "
-                        "on the data's labels; hvae has two stochastic layers (a ladder VAE)")
+                        "on the data's labels; hvae has two stochastic layers (a ladder VAE); vqvae (images) codes "
+                        "each image as a grid of discrete symbols and samples through an autoregressive prior")
     p.add_argument("--k", type=positive_int, help=f"importance samples per input for --model iwae (default: {model.k})")
     p.add_argument("--beta", type=float, help=f"weight of the KL term, beta-VAE (default: {train.beta:g})")
     p.add_argument("--kl-warmup", type=float, metavar="EPOCHS",
@@ -60,11 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"KL per latent dimension that is not penalised, against posterior collapse "
                         f"(default: {train.free_bits:g})")
     p.add_argument("--arch", choices=ARCHS,
-                   help=f"mlp (the classic) or conv (convolutional, for images of any size); default: {model.arch}")
+                   help="mlp (the classic) or conv (convolutional, for images of any size); default: mlp (conv for "
+                        "vqvae)")
     p.add_argument("--prior", choices=PRIORS,
                    help="what new samples are drawn from: normal is N(0, I); gmm a Gaussian mixture fitted to the "
                         "training codes after training (the default, fitted for every run); flow a normalising "
-                        "flow fitted the same way (some seconds more)")
+                        "flow fitted the same way (some seconds more); autoregressive a small transformer over a "
+                        "vqvae's grid of symbols (its default)")
     p.add_argument("--epochs", type=positive_int, help=f"training epochs (default: {train.epochs})")
     p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default: {train.batch_size})")
     p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {train.lr:g})")

@@ -6,8 +6,9 @@ from .ae import AE, AEOutput
 from .base import LatentModel, PointMass
 from .hvae import HVAE
 from .vae import IWAE, VAE, VAEOutput
+from .vqvae import VQVAE
 
-__all__ = ["AE", "AEOutput", "HVAE", "IWAE", "LatentModel", "PointMass", "VAE", "VAEOutput", "attach_priors",
+__all__ = ["AE", "AEOutput", "HVAE", "IWAE", "LatentModel", "PointMass", "VAE", "VAEOutput", "VQVAE", "attach_priors",
            "build_model"]
 
 
@@ -22,7 +23,7 @@ def build_model(cfg, priors: bool = True) -> LatentModel:
 def attach_priors(model: LatentModel, cfg) -> LatentModel:
     """Give ``model`` the (unfitted) priors its config fits after training, and its default."""
     for kind in fitted_priors(cfg):
-        model.priors[kind] = build_prior(kind, cfg.latent_dim, cfg.n_classes or gmm_components(cfg.latent_dim))
+        model.priors[kind] = build_prior(kind, model, cfg.n_classes or gmm_components(cfg.latent_dim))
     model.default_prior = sampling_default(cfg)
     model.prior_chosen = cfg.prior is not None  # a run made since priors are fitted after training
     return model
@@ -37,4 +38,6 @@ def _networks(cfg) -> LatentModel:
         return VAE(**common, n_classes=cfg.n_classes)
     if cfg.model == "hvae":
         return HVAE(**common)
+    if cfg.model == "vqvae":
+        return VQVAE(**common)
     return {"ae": AE, "vae": VAE}[cfg.model](**common)

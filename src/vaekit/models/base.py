@@ -61,6 +61,7 @@ class LatentModel(nn.Module):
     default_prior = "normal"  # what sample() draws from when not told (set from the config by build_model)
     prior_chosen = False  # its config chose a prior (runs made since priors are fitted after training)
     unfinished = False    # its weights were saved before training fitted its priors (see priors.saved_priors)
+    kind_name = "a plain autoencoder"  # what messages call a model without an N(0, I) prior
 
     def __init__(self, input_shape: Sequence[int], latent_dim: int, likelihood: str):
         super().__init__()
@@ -103,6 +104,11 @@ class LatentModel(nn.Module):
         """Squared error of :meth:`reconstruct` per sample (N,), summed over the data dimensions."""
         return (self.reconstruct(x) - x).pow(2).flatten(1).sum(1)
 
+    def code_metrics(self, codes: torch.Tensor) -> dict:
+        """Figures of the codes (N, latent_dim) of a dataset that only this kind of model has
+        (a VQ-VAE's codebook use); none by default."""
+        return {}
+
     @property
     def sampling_priors(self) -> tuple[str, ...]:
         """The priors ``sample`` can draw from: N(0, I) for a generative model, then the fitted ones."""
@@ -133,7 +139,7 @@ class LatentModel(nn.Module):
             return (f"this autoencoder was trained before vaekit fitted priors to codes, so it has nothing to "
                     f"sample from; train it again, or train {option('model', 'vae')}")
         if prior == "normal":
-            return f"a plain autoencoder has no N(0, I) prior; sample with {option('prior', 'gmm')}"
+            return f"{self.kind_name} has no N(0, I) prior; sample with {option('prior', self.default_prior)}"
         return (f"this run has no fitted {prior} prior; choose one of {', '.join(self.sampling_priors)}"
                 + (f", or train with {option('prior', prior)}" if prior == "flow" else ""))
 
