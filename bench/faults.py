@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,11 @@ from PIL import Image
 TINY = ["--epochs", "2", "--hidden-dims", "32", "--latent-dim", "4", "--batch-size", "32", "--quiet", "--no-report"]
 LOCK = ".vaekit.lock"
 WIDTH = 110
+
+
+BUSY = socket.socket()  # a port something already listens on, for the serve case
+BUSY.bind(("127.0.0.1", 0))
+BUSY.listen()
 
 
 @dataclass
@@ -209,6 +215,9 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         Case("option: unknown --bogus 3", train("images.npz", "--bogus", "3")),
         Case("option: --memory-budget lots", train("images.npz", "--memory-budget", "lots")),
         Case("option: --binarize fixed outside [0, 1]", train("table.csv", "--binarize", "fixed")),
+        Case("option: --seed 2**70", train("images.npz", "--seed", str(2 ** 70))),
+        Case("option: --noise salt-pepper:nan", train("images.npz", "--noise", "salt-pepper:nan")),
+        Case("option: --noise gaussian:inf", train("images.npz", "--noise", "gaussian:inf")),
         Case("option: --model vqvae on a table", train_vqvae("table.csv")),
         Case("option: --model vqvae --latent-dim 8", train_vqvae("images.npz", "--latent-dim", "8")),
         Case("option: --model vqvae --arch mlp", train_vqvae("images.npz", "--arch", "mlp")),
@@ -245,6 +254,13 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         Case("run: sample --prior flow, none fitted", ["sample", run, "--prior", "flow", "--out", str(out / "s.npy")]),
         Case("run: sample --prior autoregressive, a VAE", ["sample", run, "--prior", "autoregressive", "--out",
                                                              str(out / "s.npy")]),
+        Case("serve: --port 70000", ["serve", run, "--port", "70000"]),
+        Case("serve: --max-wait-ms inf", ["serve", run, "--max-wait-ms", "inf"]),
+        Case("serve: --max-wait-ms nan", ["serve", run, "--max-wait-ms", "nan"]),
+        Case("serve: --request-timeout 0", ["serve", run, "--request-timeout", "0"]),
+        Case("serve: a port already in use", ["serve", run, "--port", str(BUSY.getsockname()[1])]),
+        Case("run: sample --seed 2**64", ["sample", run, "--seed", str(2 ** 64), "--out", str(out / "s.npy")]),
+        Case("run: evaluate --seed -1", ["evaluate", run, "--seed", "-1"]),
         Case("run: evaluate --samples 3", ["evaluate", run, "--samples", "3"]),
         Case("run: evaluate --prior without --samples", ["evaluate", run, "--prior", "normal"]),
         Case("run: interpolate --to 9999", ["interpolate", run, "--data", str(d / "images.npz"), "--from", "0",
@@ -309,6 +325,111 @@ def run_lane(setup: list[str], lane: list[Case], watched: list[Path], out: Path,
     return rows
 
 
+def _http(port: int, request: bytes, timeout: float = 30.0) -> tuple[int, str]:
+    """The status and the body of the server's answer to ``request`` sent as it is (0: none)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(request)
+        except OSError:  # the server answered and closed before all was sent
+            pass
+        answer = b""
+        try:
+            while chunk := s.recv(1 << 16):
+                answer += chunk
+        except OSError:
+            pass
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else 0
+    return status, body.decode(errors="replace")
+
+
+def server_rows(run: Path, env: dict) -> list[tuple]:
+    """Hostile requests against ``vaekit serve RUN`` on loopback (a request timeout of 2 s): each
+    must be a 4xx with one JSON error line, the server still up; stalled clients cut off; SIGTERM
+    obeyed."""
+    import signal
+
+    port = BUSY.getsockname()[1] + 1
+    while True:
+        try:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            port += 1
+    server = subprocess.Popen([sys.executable, "-m", "vaekit", "serve", str(run), "--port", str(port),
+                               "--request-timeout", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env)
+    health = b"GET /health HTTP/1.1\r\nHost: f\r\nConnection: close\r\n\r\n"
+    for _ in range(300):
+        try:
+            if _http(port, health)[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+
+    def post(path: str, body: bytes) -> bytes:
+        return (b"POST %s HTTP/1.1\r\nHost: f\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n" % (path.encode(), len(body)) + body)
+
+    chunk = b"0," * (1 << 19)
+    chunked = (b"POST /encode HTTP/1.1\r\nHost: f\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked"
+               b"\r\n\r\n" + b"%x\r\n" % (len(chunk) + 12) + b'{"inputs": [' + chunk + b"\r\n"
+               + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 17)
+    deep = b"[" * 1100 + b"]" * 1100
+    requests = [("server: chunked body of 18 MB", chunked, 413),
+                ("server: a 401-digit number in inputs", post("/encode", b'{"inputs": [[1' + b"0" * 400 + b"]]}"), 422),
+                ("server: arrays nested 1,100 deep", post("/encode", b'{"inputs": ' + deep + b"}"), 422),
+                ("server: /decode nested 1,100 deep", post("/decode", b'{"codes": ' + deep + b"}"), 400),
+                ("server: /sample?seed=2**64", b"GET /sample?seed=%d HTTP/1.1\r\nHost: f\r\nConnection: close\r\n\r\n"
+                 % 2 ** 64, 422)]
+    rows = []
+    for name, request, expect in requests:
+        status, body = _http(port, request)
+        problem = None
+        try:
+            error = json.loads(body)["error"]
+        except (ValueError, KeyError, TypeError):
+            error, problem = body[:80], "no JSON error"
+        if status != expect:
+            problem = f"HTTP {status}, expected {expect}"
+        elif "\n" in error.strip():
+            problem = "more than one line"
+        rows.append((Case(name, [], expect), subprocess.CompletedProcess([], status, "", error), problem))
+    stalled = []
+    for part in (b"POST /encode HTTP/1.1\r\nHost: f\r\nContent-Le",
+                 b"POST /encode HTTP/1.1\r\nHost: f\r\nContent-Length: 100\r\n\r\n{\"inputs\": [["):
+        for _ in range(10):
+            c = socket.create_connection(("127.0.0.1", port), timeout=20)
+            c.sendall(part)
+            stalled.append(c)
+    start, cut = time.monotonic(), 0
+    for c in stalled:
+        with c:
+            try:
+                cut += c.recv(100) == b""
+            except ConnectionResetError:
+                cut += 1
+            except OSError:
+                pass
+    took = time.monotonic() - start
+    alive = _http(port, health)[0] == 200
+    rows.append((Case("server: 20 clients stalled mid-request", [], 0),
+                 subprocess.CompletedProcess([], 0, "", f"{cut} of 20 cut off in {took:.1f} s, server up: {alive}"),
+                 None if cut == 20 and took < 10 and alive else "stalled clients kept"))
+    start = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+        problem = "a traceback" if "Traceback" in server.stderr.read() else None
+    except subprocess.TimeoutExpired:
+        server.kill()
+        problem = "still up 15 s after SIGTERM"
+    rows.append((Case("server: SIGTERM", [], 0), subprocess.CompletedProcess(
+        [], 0, "", f"stopped in {time.monotonic() - start:.1f} s"), problem))
+    return rows
+
+
 def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vaekit-faults-") as tmp:
@@ -330,6 +451,7 @@ def main() -> None:
                      pool.submit(run_lane, ["train", "--data", str(p.data / "images.npz"), "--out", str(p.run), *TINY],
                                  run_cases, [p.data, p.runs, p.out], p.out, env)]
             rows = [row for lane in lanes for row in lane.result()]
+        rows += server_rows(p.run, env)
     print(f"{'case':46} {'':6} {'exit':>4}  first line on stderr")
     for case, result, problem in rows:
         first = next((line for line in result.stderr.splitlines()

@@ -132,6 +132,18 @@ def test_existing_run_folder_is_refused_and_kept(trained, blobs_npz, capsys):
      "val_fraction must be in [0, 1)", "argument --val-fraction: must be in [0, 1)"),
     (lambda r, d: vaekit.train(d, out=r), ["train", "--data", "{data}", "--out", "{run}", "--quiet"],
      "choose another out, or continue it with resume=", "choose another --out, or continue it with --resume "),
+    # seeds past what the generators take, and noise levels that are no finite number
+    (lambda r, d: vaekit.train(d, seed=2 ** 70), ["train", "--data", "{data}", "--seed", str(2 ** 70)],
+     "seed must be a whole number from 0 to 2**63 - 1", "--seed must be a whole number from 0 to 2**63 - 1"),
+    (lambda r, d: vaekit.load(r).sample(4, seed=-1), ["sample", "{run}", "--seed", "-1", "--out", "{tmp}/s.npy"],
+     "got -1", "--seed must be a whole number from 0 to 2**63 - 1 (9223372036854775807), got -1"),
+    (lambda r, d: vaekit.load(r).evaluate(seed=2 ** 64), ["evaluate", "{run}", "--seed", str(2 ** 64)],
+     "seed must be a whole number", "--seed must be a whole number"),
+    (lambda r, d: vaekit.train(d, noise="salt-pepper:nan"), ["train", "--data", "{data}", "--noise",
+                                                             "salt-pepper:nan"],
+     "noise must look like", "--noise must look like gaussian:0.5"),
+    (lambda r, d: vaekit.train(d, noise="gaussian:inf"), ["train", "--data", "{data}", "--noise", "gaussian:inf"],
+     "a finite sigma", "--noise must look like gaussian:0.5"),
 ])
 def test_errors_name_the_options_their_reader_typed(trained, blobs_npz, tmp_path, capsys, api_call, argv, api, cli):
     """The Python API names its own parameters; the command line names its flags."""

@@ -120,6 +120,28 @@ def test_every_bad_request_is_a_clear_4xx_and_the_server_lives_on(folders, vae):
     assert vae.get("/health").json() == {"status": "ok"}  # still serving
 
 
+DIGITS_400 = "1" + "0" * 400  # a whole number no float holds
+DEEP = "[" * 1100 + "]" * 1100  # nested past Python's recursion limit
+
+
+@pytest.mark.parametrize("path, body, status, message", [
+    ("/encode", '{"inputs": [[' + DIGITS_400 + ']]}', 422, "number too large"),
+    ("/interpolate", '{"inputs": [[' + DIGITS_400 + ']]}', 422, "number too large"),
+    ("/decode", '{"codes": [[' + DIGITS_400 + ', 0, 0, 0]]}', 422, "valid number"),
+    ("/encode", '{"inputs": ' + DEEP + '}', 422, "nested too deeply"),
+    ("/interpolate", '{"inputs": ' + DEEP + '}', 400, "parsing the body"),
+    ("/decode", '{"codes": ' + DEEP + '}', 400, "parsing the body"),
+])
+def test_absurd_json_is_a_4xx_not_a_server_error(vae, path, body, status, message):
+    assert message in error_of(vae.post(path, content=body, headers={"content-type": "application/json"}), status)
+    assert vae.get("/health").json() == {"status": "ok"}
+
+
+def test_a_seed_beyond_64_bits_is_a_4xx(vae):
+    assert "seed must be a whole number from 0 to 2**63 - 1" in error_of(
+        vae.get("/sample", params={"seed": 2 ** 64}), 422)
+
+
 def test_a_detector_scores_json_rows_and_uploaded_csv(folders):
     client = TestClient(create_app(folders["tmp"] / "det", api_key="s3cret"))
     det, rows = vaekit.AnomalyDetector.load(folders["tmp"] / "det"), folders["table"][:20]
@@ -195,6 +217,102 @@ def test_a_real_server_on_loopback_batches_concurrent_clients(folders, capsys):
         server.terminate()
         out, _ = server.communicate(timeout=30)
     assert f"at http://127.0.0.1:{port}" in out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--port", "70000"], "--port must be 1 to 65535, got 70000"),
+    (["--max-wait-ms", "inf"], "--max-wait-ms must be a number of milliseconds from 0 to 1000, got inf"),
+    (["--max-wait-ms", "nan"], "got nan"),
+    (["--max-wait-ms", "-1"], "got -1.0"),
+    (["--request-timeout", "0"], "--request-timeout must be a number of seconds above 0"),
+    (["--port", "{busy}"], "Address already in use); choose another --port, or stop what serves there"),
+])
+def test_serve_checks_every_option_before_it_says_where_it_listens(folders, argv, says):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        argv = [a.replace("{busy}", str(taken.getsockname()[1])) for a in argv]
+        r = subprocess.run([sys.executable, "-m", "vaekit", "serve", str(folders["tmp"] / "vae"), *argv],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1 and says in r.stderr, r
+
+
+def _raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """What a server answers ``data`` sent as it is over a fresh connection, read until it closes."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(1 << 16):
+            out += chunk
+        return out
+
+
+@pytest.mark.slow
+def test_a_real_server_caps_any_body_cuts_off_stalled_clients_and_stops_on_sigterm(folders):
+    import signal
+    import socket
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "vaekit", "serve", str(folders["tmp"] / "vae"), "--port",
+                               str(port), "--request-timeout", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        assert "at http://127.0.0.1" in server.stdout.readline()
+        health = b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        for _ in range(100):
+            try:
+                if b'"ok"' in _raw(port, health):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        # A chunked body (no Content-Length) past 16 MB is refused as it arrives.
+        chunk = b"0," * (1 << 19)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(b"POST /encode HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n")
+            s.sendall(b"%x\r\n" % (len(chunk) + 12) + b'{"inputs": [' + chunk + b"\r\n")
+            try:
+                for _ in range(17):
+                    s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            except OSError:  # the server may close before all is sent
+                pass
+            answer = b""
+            try:
+                while chunk := s.recv(1 << 16):  # until the server closes: it will not read the rest
+                    answer += chunk
+            except ConnectionResetError:
+                pass
+        assert answer.startswith(b"HTTP/1.1 413") and b"over 16 MB" in answer
+        # Clients that stall halfway through their headers or their body are cut off; others are served.
+        stalled = []
+        for part in (b"POST /encode HTTP/1.1\r\nHost: t\r\nContent-Le",
+                     b"POST /encode HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"inputs\": [["):
+            for _ in range(5):
+                s = socket.create_connection(("127.0.0.1", port), timeout=15)
+                s.sendall(part)
+                stalled.append(s)
+        assert b'{"status":"ok"}' in _raw(port, health)
+        start = time.monotonic()
+        for s in stalled:
+            with s:
+                try:
+                    left = s.recv(100)  # a server that never cuts it off: TimeoutError after 15 s
+                except ConnectionResetError:
+                    left = b""
+                assert left == b""      # closed by the server, with nothing said
+        assert time.monotonic() - start < 10
+        # SIGTERM stops it within its grace period.
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
+        assert "Traceback" not in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 def test_a_detector_checks_column_names_and_ranks_a_row_whose_score_overflows_first(folders, tmp_path):

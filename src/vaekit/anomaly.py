@@ -316,7 +316,7 @@ default="auto"
 
         def need(ok: bool, name: str, what: str) -> None:
             if not ok:
-                raise VaekitError(f"{name} must be {what}, got {getattr(self, name)!r}")
+                raise VaekitError(f"{option(name)} must be {what}, got {getattr(self, name)!r}")
 
         def auto_or(name: str, test) -> bool:
             value = getattr(self, name)

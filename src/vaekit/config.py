@@ -28,6 +28,15 @@ def check_prior(name: str | None) -> None:
         raise VaekitError(f"unknown {option('prior')} {name!r}; choose one of {', '.join(PRIORS)}")
 
 
+SEED_MAX = 2 ** 63 - 1  # the largest seed every generator vaekit seeds (torch's, NumPy's) takes
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    """One line for a seed that is not a whole number in [0, :data:`SEED_MAX`]."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
+        raise VaekitError(f"{option(name)} must be a whole number from 0 to 2**63 - 1 ({SEED_MAX}), got {seed!r}")
+
+
 def check_types(cfg) -> None:
     """Each number-valued option holds a number of its kind (a bool is neither): one clear line
     instead of a TypeError from deep inside."""
@@ -223,6 +232,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         check_types(self)
+        check_seed(self.seed)
         if self.epochs < 1:
             raise VaekitError(f"{option('epochs')} must be at least 1, got {self.epochs}")
         if self.batch_size < 1:

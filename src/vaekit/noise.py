@@ -6,6 +6,7 @@ to 0 or 1, half each), ``mask:P`` (a share P of values set to 0). Image data is 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -46,7 +47,8 @@ def parse_noise(spec: str | None) -> Noise | None:
         amount = float(value)
     except ValueError:
         amount = -1.0
-    if kind not in KINDS or not sep or amount < 0 or (kind != "gaussian" and amount > 1):
-        raise VaekitError(f"{option('noise')} must look like gaussian:0.5, salt-pepper:0.2 or mask:0.3 (a share in "
-                          f"[0, 1] for the last two), got {spec!r}")
+    # not (0 <= amount < inf) refuses NaN as well: every comparison with NaN is false
+    if kind not in KINDS or not sep or not 0 <= amount < math.inf or (kind != "gaussian" and amount > 1):
+        raise VaekitError(f"{option('noise')} must look like gaussian:0.5, salt-pepper:0.2 or mask:0.3 (a finite "
+                          f"sigma of 0 or more; a share in [0, 1] for the last two), got {spec!r}")
     return Noise(kind, amount)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .config import RunConfig, check_prior
+from .config import SEED_MAX, RunConfig, check_prior, check_seed
 from .data import (
     Dataset,
     LazyDataset,
@@ -152,6 +152,7 @@ class Run:
         if n < 1:
             raise VaekitError(f"the number of samples must be at least 1, got {n}")
         check_prior(prior)
+        check_seed(seed)
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise VaekitError(f"{option('temperature')} must be a positive number, got {temperature}")
         y = self._label_tensor(label, n)
@@ -191,6 +192,7 @@ class Run:
         """Metrics per sample (see :func:`vaekit.evaluation.evaluate`)."""
         if iw_samples is not None and iw_samples < 1:
             raise VaekitError(f"{option('iw_samples')} must be at least 1, got {iw_samples}")
+        check_seed(seed)
         return evaluate_model(self.model, self.dataset(data), iw_samples=iw_samples, seed=seed)
 
     def sample_quality(self, n: int = 2000, data=None, prior: str | None = None, seed: int = 0,
@@ -204,12 +206,14 @@ class Run:
 
         if n < MIN_IMAGES:
             raise VaekitError(f"sample quality needs at least {MIN_IMAGES} samples, got {n}; use hundreds")
+        check_seed(seed)
         if self.config.data.layout == "tabular":
             raise VaekitError("sample quality (FID, precision, recall) is measured on images; this run models a table")
         held = self.dataset(data, binarize=False)
         n = min(n, len(held))  # as many samples as real images: FID depends on both sizes
         real = held.batch(torch.randperm(len(held), generator=torch.Generator().manual_seed(seed))[:n].sort().values)
-        fake = np.concatenate([self.sample(min(1000, n - i), seed=seed + i, temperature=temperature, prior=prior)
+        fake = np.concatenate([self.sample(min(1000, n - i), seed=(seed + i) % SEED_MAX, temperature=temperature,
+                                           prior=prior)
                                for i in range(0, n, 1000)])  # in the data's layout, which the features read
         held_features = real_features(real)
         out = {"n_samples": n, "n_real": len(real), "prior": prior or self.model.default_prior,
@@ -229,7 +233,8 @@ class Run:
         train = checked(train, cfg)
         if len(train) < n:
             return None
-        return train.batch(torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1))[:n])
+        g = torch.Generator().manual_seed((seed + 1) % SEED_MAX)
+        return train.batch(torch.randperm(len(train), generator=g)[:n])
 
     def metrics(self) -> list[dict]:
         return RunFolder(self.path).metrics() if self.path else []

@@ -18,6 +18,7 @@ Needs ``pip install 'vaekit[serve]'`` (FastAPI, uvicorn, python-multipart).
 # No postponed annotations here: FastAPI reads the request models of the endpoints, which are
 # defined inside create_app, from their annotations at definition time.
 import asyncio
+import errno
 import io
 import ipaddress
 import math
@@ -32,6 +33,12 @@ from .errors import VaekitError, option
 
 LOOPBACK = "127.0.0.1"
 MAX_BODY_BYTES = 16 << 20   # a request body larger than this is refused (413)
+MAX_WAIT_MS = 1000.0        # the longest --max-wait-ms: a request never waits longer than this for company
+REQUEST_TIMEOUT = 30.0      # seconds a client has to send a whole request (headers and body) once it starts
+MAX_CONNECTIONS = 1000      # open connections and tasks; past this, new requests are answered 503
+SHUTDOWN_GRACE = 5.0        # seconds requests under way get to finish once the server is told to stop
+TOO_DEEP = "the JSON body is nested too deeply; send rows of numbers, such as {\"inputs\": [[0.1, 0.2]]}"
+TOO_LARGE = "the request holds a number too large for the model's numbers (float32, about 3.4e38); send smaller ones"
 MAX_ROWS = 4096             # inputs (or samples) in one request
 MAX_STEPS = 256             # points on one interpolation path
 
@@ -42,6 +49,45 @@ class ServeError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+def check_options(max_batch: int = 256, max_wait_ms: float = 5.0, queue_size: int = 256) -> None:
+    """One line for a batching option out of its range (an infinite wait answered nothing, ever)."""
+    for name, value in (("max_batch", max_batch), ("queue_size", queue_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise VaekitError(f"{option(name)} must be a whole number of at least 1, got {value!r}")
+    if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, (int, float)) \
+            or not 0 <= max_wait_ms <= MAX_WAIT_MS:  # NaN fails every comparison
+        raise VaekitError(f"{option('max_wait_ms')} must be a number of milliseconds from 0 to {MAX_WAIT_MS:g}, "
+                          f"got {max_wait_ms!r}")
+
+
+def listening_socket(host: str, port: int):
+    """A socket bound to ``host``:``port``, or one line saying why it cannot be (a busy port, an
+    address this machine does not have): checked before the server says where it listens."""
+    import socket
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise VaekitError(f"{option('port')} must be 1 to 65535, got {port!r}")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as e:
+        raise VaekitError(f"{option('host', host)} is not an address of this machine ({e.strerror or e}); "
+                          "use 127.0.0.1, or 0.0.0.0 for every address") from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        hint = {errno.EADDRINUSE: f"choose another {option('port')}, or stop what serves there",
+                errno.EADDRNOTAVAIL: f"give {option('host')} an address this machine has (127.0.0.1, or 0.0.0.0 "
+                                     "for all of them)",
+                errno.EACCES: f"ports below 1024 need administrator rights; choose another {option('port')}"}
+        raise VaekitError(f"cannot listen on {host}:{port} ({e.strerror or e}); "
+                          f"{hint.get(e.errno, 'choose another ' + option('port'))}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def check_bind(host: str, api_key: str | None, insecure: bool) -> None:
@@ -138,6 +184,7 @@ class Service:
                  queue_size: int = 256, data=None):
         from .runfolder import RunFolder
 
+        check_options(max_batch, max_wait_ms, queue_size)
         self.folder = RunFolder.open(folder)
         self.data = data  # what the explorer maps (None: all of the run's own data)
         self._space = None
@@ -211,7 +258,9 @@ class Service:
         """JSON rows as an array in the data's layout, checked: numbers, finite, the model's shape."""
         try:
             x = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
+        except OverflowError:  # a whole number of hundreds of digits
+            raise ServeError(422, TOO_LARGE) from None
+        except (TypeError, ValueError, RecursionError):
             raise ServeError(422, "inputs must be a list of rows of numbers (nested lists of the same "
                                   "length)") from None
         return self._checked(x)
@@ -343,6 +392,7 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
         from fastapi.responses import HTMLResponse, JSONResponse, Response
         from pydantic import BaseModel, Field
         from starlette.exceptions import HTTPException
+        from starlette.requests import ClientDisconnect
     except ImportError:
         raise VaekitError("serving needs FastAPI and uvicorn; pip install 'vaekit[serve]'") from None
 
@@ -373,9 +423,54 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
     async def _http(request, e: HTTPException):
         return error(e.status_code, str(e.detail))
 
+    # Bodies FastAPI parses itself (/decode, /interpolate): JSON nested past Python's recursion
+    # limit, or a whole number too large for a float, are the request's fault, not ours.
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request, e: RecursionError):
+        return error(422, TOO_DEEP)
+
+    @app.exception_handler(OverflowError)
+    async def _too_large(request, e: OverflowError):
+        return error(422, TOO_LARGE)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request, e: ClientDisconnect):  # cut off mid-body (it stalled, or left): nobody to answer
+        return error(400, "the client disconnected before its request was complete")
+
     @app.exception_handler(Exception)
     async def _unexpected(request, e: Exception):  # a bug of ours: still one JSON line, and the server lives
         return error(500, f"internal error ({type(e).__name__}); please report it")
+
+    class BodyTooLarge(HTTPException):
+        """Raised while a body is read, past the cap: FastAPI lets an HTTPException through
+        where it turns other errors in reading a body into a 400."""
+
+        def __init__(self):
+            super().__init__(413, f"the request body is over {MAX_BODY_BYTES >> 20} MB; send fewer inputs at a time")
+
+    class BodyCap:
+        """The body cap for any framing: bytes are counted as they arrive (a chunked body has no
+        Content-Length), and the request is refused once past the cap, the rest left unread."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] != "http":
+                return await self.inner(scope, receive, send)
+            seen = 0
+
+            async def counted():
+                nonlocal seen
+                message = await receive()
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY_BYTES:
+                    raise BodyTooLarge()
+                return message
+
+            await self.inner(scope, counted, send)
+
+    app.add_middleware(BodyCap)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -420,6 +515,8 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
             return service.images(files), None
         try:
             body = Rows.model_validate(await request.json())
+        except RecursionError:
+            raise ServeError(422, TOO_DEEP) from None
         except (ValueError, UnicodeDecodeError) as e:
             raise ServeError(422, f"the body must be JSON {{\"inputs\": [...]}} or an upload of files ({e})"[:300]) \
                 from None
@@ -551,13 +648,65 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
     return app
 
 
+def _deadline_protocol(timeout: float):
+    """uvicorn's HTTP/1.1 protocol with a deadline on receiving each request: a client that sends
+    part of its headers or body and stalls is cut off after ``timeout`` seconds (uvicorn bounds
+    only the idle time between requests)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Deadlined(H11Protocol):
+        _deadline = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._start()
+
+        def _start(self):
+            self._deadline = self.loop.call_later(timeout, self._too_slow)
+
+        def _stop(self):
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and self.conn.their_state is h11.IDLE:  # the next request on this connection
+                self._start()
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE and self.conn.their_state is not h11.SEND_BODY:
+                self._stop()  # the whole request is in (or the connection is done with)
+
+        def connection_lost(self, exc):
+            self._stop()
+            super().connection_lost(exc)
+
+        def _too_slow(self):
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return Deadlined
+
+
 def serve(folder, host: str = LOOPBACK, port: int = 8000, api_key: str | None = None, insecure: bool = False,
-          **options) -> None:
-    """Run the app under uvicorn until interrupted."""
+          request_timeout: float = REQUEST_TIMEOUT, **options) -> None:
+    """Run the app under uvicorn until interrupted (SIGINT or SIGTERM; requests under way get
+    :data:`SHUTDOWN_GRACE` seconds). A client gets ``request_timeout`` seconds to send each
+    request whole. Every option is checked, and the port bound, before the address is printed."""
     check_bind(host, api_key, insecure)
+    if isinstance(request_timeout, bool) or not isinstance(request_timeout, (int, float)) \
+            or not 0 < request_timeout <= 3600:
+        raise VaekitError(f"{option('request_timeout')} must be a number of seconds above 0 and at most 3600, "
+                          f"got {request_timeout!r}")
+    check_options(**{k: v for k, v in options.items() if k in ("max_batch", "max_wait_ms", "queue_size")})
     app = create_app(folder, api_key=api_key, **options)
     import uvicorn  # present where create_app found FastAPI: the serve extra brings both
 
+    sock = listening_socket(host, port)
     print(f"vaekit serve: {folder} at http://{host}:{port} (explorer at /, API docs at /docs); Ctrl-C stops",
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", http=_deadline_protocol(request_timeout),
+                            limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=SHUTDOWN_GRACE)
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])

@@ -20,9 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch", type=positive_int, default=256,
                    help="rows gathered from concurrent requests into one forward pass (default: 256)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="how long a request waits for others to share its pass (default: 5)")
+                   help="how long a request waits for others to share its pass, 0 to 1000 (default: 5)")
     p.add_argument("--queue", type=positive_int, default=256,
                    help="requests that may wait; one more is answered 503 (default: 256)")
+    p.add_argument("--request-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="time a client has to send each request whole; a slower one is cut off (default: 30)")
     p.add_argument("--device", default="auto", help="where the model runs (default: auto)")
 
 
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         pass
 
     serve(args.run, host=args.host, port=args.port, api_key=args.api_key, insecure=args.insecure,
-          device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, queue_size=args.queue,
+          request_timeout=args.request_timeout, device=args.device, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms, queue_size=args.queue,
           data=args.data)
     return 0
