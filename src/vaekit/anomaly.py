@@ -7,6 +7,7 @@ standard deviation and the networks are sized from the number of features; image
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import numbers
@@ -722,15 +723,23 @@ default="auto"
         hold their intermediates, or a standardised copy, all at once."""
         import torch
 
-        device = next(self.net_.parameters()).device
-        eps = score_draws(self).to(device)
+        net = self.net_
+        device = next(net.parameters()).device
+        # A table's rows are scored in float64 on the CPU: in float32 a row's score moved in the
+        # 7th digit with the number of rows beside it (the matrix kernels sum in another order
+        # for another batch size), so predict_proba depended on the batch. The networks are small
+        # there; conv and image networks, and accelerators, stay in float32.
+        wide = torch.float64 if self.kind_ == "tabular" and device.type == "cpu" else torch.float32
+        if wide == torch.float64:
+            net = copy.deepcopy(net).double()
+        eps = score_draws(self).to(device, wide)
         as_values = _bytes(ds)  # a uint8 table read on demand comes in [0, 1]: back to the values it holds
         with torch.no_grad():
             for _, x in ds.chunks(chunk):
-                x = x.to(device)
+                x = x.to(device, wide)
                 if as_values:
                     x = x.mul_(255.0).round_()
-                scores = row_scores(self.net_, self._standardise(x), self.anomaly_score_, eps)
+                scores = row_scores(net, self._standardise(x), self.anomaly_score_, eps)
                 yield scores.double().cpu().numpy()
 
     def _scores(self, ds, world=None) -> np.ndarray:
