@@ -259,6 +259,7 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         Case("serve: --max-wait-ms nan", ["serve", run, "--max-wait-ms", "nan"]),
         Case("serve: --request-timeout 0", ["serve", run, "--request-timeout", "0"]),
         Case("serve: a port already in use", ["serve", run, "--port", str(BUSY.getsockname()[1])]),
+        Case("run: sample --n 20000 --out s.png", ["sample", run, "--n", "20000", "--out", str(out / "s.png")]),
         Case("run: sample --seed 2**64", ["sample", run, "--seed", str(2 ** 64), "--out", str(out / "s.npy")]),
         Case("run: evaluate --seed -1", ["evaluate", run, "--seed", "-1"]),
         Case("run: evaluate --samples 3", ["evaluate", run, "--samples", "3"]),

@@ -202,3 +202,18 @@ def test_own_csv_table_end_to_end(tmp_path, capsys):
     assert out[0] == "height,weight,price" and len(out) == 151
     assert main(["reconstruct", str(run), "--data", str(tmp_path / "t.csv"), "--out", str(tmp_path / "r.png")]) == 2
     assert "cannot be drawn" in capsys.readouterr().err
+
+
+def test_many_samples_stream_to_a_file_and_match_the_api(trained, tmp_path, capsys):
+    """5,000 samples cross the 4,096 drawn at a time: the file holds what Run.sample gives."""
+    run = vaekit.load(trained)
+    want = run.sample(5000, seed=4)
+    for suffix in (".npy", ".parquet"):
+        assert main(["sample", str(trained), "--n", "5000", "--seed", "4", "--out", str(tmp_path / f"s{suffix}")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), want)
+    import pandas as pd
+
+    np.testing.assert_allclose(pd.read_parquet(tmp_path / "s.parquet").to_numpy(), want.reshape(5000, -1))
+    capsys.readouterr()
+    assert main(["sample", str(trained), "--n", "20000", "--out", str(tmp_path / "s.png")]) == 2
+    assert "too many to draw as one picture" in capsys.readouterr().err and not (tmp_path / "s.png").exists()

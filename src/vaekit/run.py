@@ -5,6 +5,7 @@ Training one (``vaekit.train``) lives in :mod:`vaekit.orchestrate`.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .training import resolve_device
 from .units import checked
 
 BINARIZE_SEED = 2016  # the one fixed binarisation of evaluation data
+SAMPLE_CHUNK = 4096  # samples drawn at a time (Run.sample_chunks)
 ARRAY_SPEC = "<array>"  # the data spec recorded for a run trained on an in-memory array
 
 class Run:
@@ -94,15 +96,16 @@ class Run:
         """``fn(x, y)`` over the data in batches, concatenated."""
         return np.concatenate([out for _, out in self.chunks(self.dataset(data), fn, batch_size)])
 
-    def _label_tensor(self, label: int | None, n: int) -> torch.Tensor | None:
-        """Labels for generating with a conditional model: ``label`` for all, or each class in turn."""
+    def _label_tensor(self, label: int | None, n: int, start: int = 0) -> torch.Tensor | None:
+        """Labels for generating with a conditional model: ``label`` for all, or each class in turn
+        (from sample number ``start`` on)."""
         classes = self.model.n_classes
         if not classes:
             if label is not None:
                 raise VaekitError(f"{option('label')} needs a conditional model; train with {option('model', 'cvae')}")
             return None
         if label is None:
-            return torch.arange(n, device=self.device) % classes
+            return torch.arange(start, start + n, device=self.device) % classes
         if not 0 <= label < classes:
             raise VaekitError(f"{option('label', label)} is not a class of this model; use 0 to {classes - 1}")
         return torch.full((n,), label, device=self.device)
@@ -149,16 +152,26 @@ class Run:
         default the run's own (``config.model.prior``). A conditional
         model draws class ``label`` (default: each class in turn); its ``gmm`` is its classes'
         Gaussians."""
-        if n < 1:
-            raise VaekitError(f"the number of samples must be at least 1, got {n}")
+        return np.concatenate(list(self.sample_chunks(n, seed, temperature, label, prior)))
+
+    def sample_chunks(self, n: int, seed: int = 0, temperature: float = 1.0, label: int | None = None,
+                      prior: str | None = None, chunk: int = SAMPLE_CHUNK):
+        """:meth:`sample`'s ``n`` samples a chunk of at most ``chunk`` at a time, from one seeded
+        generator (so any number of them needs only a chunk's memory; ``sample`` is these chunks
+        joined, and up to ``chunk`` samples are one draw)."""
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise VaekitError(f"the number of samples must be a whole number of at least 1, got {n!r}")
         check_prior(prior)
         check_seed(seed)
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise VaekitError(f"{option('temperature')} must be a positive number, got {temperature}")
-        y = self._label_tensor(label, n)
+        self._label_tensor(label, 1)  # the label is checked before the first draw
         g = torch.Generator(device=self.device).manual_seed(seed)
-        out = self.model.sample(n, generator=g, temperature=temperature, y=y, prior=prior)
-        return self.to_data_units(out.cpu().numpy())
+        for start in range(0, n, chunk):
+            m = min(chunk, n - start)
+            y = self._label_tensor(label, m, start)  # each class in turn carries on across chunks
+            out = self.model.sample(m, generator=g, temperature=temperature, y=y, prior=prior)
+            yield self.to_data_units(out.cpu().numpy())
 
     @property
     def can_sample(self) -> bool:
