@@ -254,3 +254,23 @@ def test_a_mixture_keeps_only_what_it_fitted_and_a_flow_on_few_codes_stays_tame(
     codes = torch.tensor([[0.1, -0.3, 0.6], [0.2, 0.0, -0.5]])  # a two-row table's codes
     drawn = FlowPrior(3).fit(codes).sample(500, generator=torch.Generator().manual_seed(0))
     assert drawn.abs().max() < 10
+
+
+def test_resume_finishes_a_run_stopped_after_its_last_epoch(tmp_path, blobs_npz):
+    """Stopped while its priors were fitted (the weights saved without them, no pictures yet):
+    --resume fits the priors and draws the pictures without training further."""
+    from safetensors.torch import load_file, save_file
+
+    run = vaekit.train(str(blobs_npz), out=tmp_path / "ae", **{**TINY, "model": "ae"})
+    weights = run.path / "model.safetensors"
+    save_file({k: v for k, v in load_file(weights).items() if not k.startswith("priors.")}, weights)
+    for name in ("reconstructions.png", "samples.png"):
+        (run.path / name).unlink()
+    lines = (run.path / "metrics.jsonl").read_text()
+    with pytest.raises(VaekitError, match="stopped before its priors were fitted"):
+        vaekit.load(run.path).sample(3)
+    finished = vaekit.train(resume=run.path, progress=False, report=False)
+    assert finished.sample(3).shape == (3, 8, 8) and (run.path / "samples.png").exists()
+    assert (run.path / "metrics.jsonl").read_text() == lines  # no epoch more
+    with pytest.raises(VaekitError, match="already trained 3 epochs"):
+        vaekit.train(resume=run.path, progress=False, report=False)

@@ -50,6 +50,8 @@ def test_autoregressive_prior_learns_dependence_between_positions():
     # The cached steps give the whole pass's probabilities: a grid drawn at a low temperature is its likeliest.
     cold = fsq.indices(prior.sample(50, torch.Generator().manual_seed(1), temperature=0.05).view(50, 6, 2))
     assert (cold == cold[:, :1]).all()
+    frozen = fsq.indices(prior.sample(50, torch.Generator().manual_seed(1), temperature=1e-40).view(50, 6, 2))
+    assert (frozen == frozen[:, :1]).all() and set(frozen[:, 0].tolist()) <= {3, 11, 20}  # the likeliest, not NaN
 
 
 def test_vqvae_trains_reconstructs_and_samples_shapes_like_its_data(tmp_path, blobs_npz, blobs):
@@ -77,6 +79,11 @@ def test_vqvae_trains_reconstructs_and_samples_shapes_like_its_data(tmp_path, bl
         run.sample(4, prior="normal")
     reloaded = vaekit.load(run.path)
     assert np.array_equal(reloaded.sample(8, seed=3), run.sample(8, seed=3))
+    # Codes off the grid (a slider, an interpolation, another prior) decode as the nearest grid point.
+    z = np.random.default_rng(0).normal(size=(5, model.latent_dim)).astype(np.float32)
+    snapped = model.snapped(torch.from_numpy(z)).numpy()
+    assert set(np.unique(snapped)) <= {-1.0, -0.5, 0.0, 0.5, 1.0}
+    np.testing.assert_array_equal(run.decode(z), run.decode(snapped))
 
 
 def test_vqvae_is_served_like_every_run(tmp_path, blobs_npz, blobs):

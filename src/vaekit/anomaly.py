@@ -328,8 +328,8 @@ default="auto"
              "a number in (0, 0.5]")
         need(self.anomaly_score in SCORES, "anomaly_score", f"one of {', '.join(map(repr, SCORES))}")
         if self.anomaly_score in ("elbo", "iw") and self.model != "vae":
-            raise VaekitError(f"anomaly_score {self.anomaly_score!r} needs a VAE; use anomaly_score='recon' "
-                              f"(or 'auto') with model={self.model!r}")
+            raise VaekitError(f"{option('anomaly_score', self.anomaly_score)} needs a VAE; use "
+                              f"{option('anomaly_score', 'recon')} (or auto) with {option('model', self.model)}")
         need(_integer(self.n_samples) and self.n_samples >= 1, "n_samples", "an integer of at least 1")
         need(self.likelihood == "auto" or self.likelihood in LIKELIHOODS, "likelihood",
              f"'auto' or one of {', '.join(map(repr, LIKELIHOODS))}")
@@ -497,8 +497,10 @@ default="auto"
             from .models.vqvae import vqvae_code_size
 
             if ds.kind != "image" or self.latent_dim is not None:
-                raise VaekitError(f"model='vqvae' takes images, (N, H, W) or (N, C, H, W), and sizes its own code; "
-                                  f"{'leave out latent_dim' if ds.kind == 'image' else 'use vae or ae for tables'}")
+                raise VaekitError(f"{option('model', 'vqvae')} takes images, (N, H, W) or (N, H, W, C), and sizes "
+                                  "its own code; " + (f"leave out {option('latent_dim')}" if ds.kind == "image" else
+                                                      f"reshape flattened images, or use {option('model', 'vae')} "
+                                                      f"or {option('model', 'ae')} for tables"))
             hidden = self.hidden_dims or ModelConfig(model="vqvae").hidden_dims
             latent = vqvae_code_size(ds.sample_shape, hidden)
         self.model_config_ = ModelConfig(

@@ -13,7 +13,7 @@ _OPEN, _SEP, _CLOSE = "\x02", "\x1f", "\x03"
 _NAMED = re.compile(f"{_OPEN}([^{_SEP}{_CLOSE}]+)(?:{_SEP}([^{_SEP}{_CLOSE}]*){_SEP}([^{_CLOSE}]*))?{_CLOSE}")
 _UNSET = object()
 # Parameters whose command-line flag is not the parameter's own name with dashes.
-FLAGS = {"i": "--from", "j": "--to", "random_state": "--seed", "queue_size": "--queue"}
+FLAGS = {"i": "--from", "j": "--to", "random_state": "--seed", "queue_size": "--queue", "anomaly_score": "--score"}
 
 
 def option(name: str, value=_UNSET) -> str:

@@ -33,7 +33,17 @@ from .models import attach_priors, build_model
 from .models.vqvae import vqvae_code_size
 from .priors import AR_BATCH, MAX_FIT_CODES, ar_steps, default_prior, fit_priors, fitted_priors
 from .run import ARRAY_SPEC, BINARIZE_SEED, Run
-from .runfolder import CONFIG, RECONSTRUCTIONS, SAMPLES, STATE, RunFolder, RunLock, foreign_state, resume_hint
+from .runfolder import (
+    CONFIG,
+    RECONSTRUCTIONS,
+    SAMPLES,
+    STATE,
+    RunFolder,
+    RunLock,
+    finish_hint,
+    foreign_state,
+    resume_hint,
+)
 from .tensorboard_log import log_pictures, log_scalars, open_board
 from .training import Trainer, resolve_device
 from .units import checked, in_model_units, standardization
@@ -134,6 +144,7 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
     if state is not None:
         trainer.load_state_dict(state)
     trainer.fit(train_data, val_data)
+    distributed.resume_hint = finish_hint(folder.path)  # if stopped from here on
     # The best epoch's weights, which rank 0 saved; the other ranks may not see its disk.
     best = world.on_main(lambda: folder.load_weights(model) or model.state_dict())
     if not world.is_main:
@@ -144,7 +155,8 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
         if "autoregressive" in fitted_priors(config.model) and config.train.progress:  # the one that takes a while
             print(f"vaekit: fitting the autoregressive prior to the training codes "
                   f"({ar_steps(min(len(train_data), MAX_FIT_CODES), AR_BATCH):,} steps)", file=sys.stderr)
-        fit_priors(attach_priors(model, config.model).to(device), train_data, seed=config.train.seed)
+        fit_priors(attach_priors(model, config.model).to(device), train_data, seed=config.train.seed,
+                   progress=config.train.progress)
         if world.is_main:
             folder.save_weights(model, config)
     run = Run(model, config, folder.path, device)
@@ -158,6 +170,22 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
 
         write_run_report(run)
     return run
+
+
+def _unfinished(folder: RunFolder, config: RunConfig) -> bool:
+    """Whether a run that trained all its epochs stopped before the end of training: its priors
+    fitted and saved, its pictures drawn (the report is optional, ``report=False``)."""
+    if not folder.file(RECONSTRUCTIONS).exists():
+        return True
+    kinds = fitted_priors(config.model)
+    if not kinds:
+        return False
+    model = build_model(config.model)
+    try:
+        folder.load_weights(model)
+    except VaekitError:
+        return True
+    return model.unfinished or set(model.priors) != set(kinds)
 
 
 def _fits(model, weights: dict) -> bool:
@@ -260,12 +288,13 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         if state is None:
             if config.train.progress:
                 print(f"vaekit: {run_dir} has no checkpoint yet; training it from the first epoch", file=sys.stderr)
-        elif state["stopped_early"]:
-            raise VaekitError(f"{run_dir} stopped early (validation loss no longer improved); start a new run "
-                              "to train more")
-        elif state["epoch"] >= config.train.epochs:
+        elif (state["stopped_early"] or state["epoch"] >= config.train.epochs) and not _unfinished(folder, config):
+            if state["stopped_early"]:
+                raise VaekitError(f"{run_dir} stopped early (validation loss no longer improved); start a new run "
+                                  "to train more")
             raise VaekitError(f"{run_dir} already trained {state['epoch']} epochs; pass {option('epochs')} "
                               f"greater than {state['epoch']} to train on")
+        # else: trained, but stopped before its priors or pictures were written: finished below
         if config.data.spec == ARRAY_SPEC:
             raise VaekitError(f"{run_dir} was trained on an in-memory array, which the run folder does not "
                               "hold; start a new run")

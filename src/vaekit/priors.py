@@ -335,7 +335,11 @@ class AutoregressivePrior(nn.Module):
             h = self.embed(token) + self.position[t]
             for i, block in enumerate(self.blocks):
                 h, past[i] = block(h, past[i])
-            cdf = torch.softmax(self.head(self.norm(h))[:, 0].float() / temperature, -1).cumsum(-1)
+            logits = self.head(self.norm(h))[:, 0].float()
+            # Shifted so the likeliest symbol's logit is 0 before dividing: a tiny temperature then
+            # draws the likeliest symbol instead of overflowing into NaN.
+            logits = (logits - logits.max(-1, keepdim=True).values) / temperature
+            cdf = torch.softmax(logits, -1).cumsum(-1)
             token = (uniform[:, t:t + 1] >= cdf[:, :-1]).sum(1, keepdim=True)
             drawn.append(token)
         return self.quantizer.codes(torch.cat(drawn, 1)).flatten(1)
@@ -345,9 +349,14 @@ class AutoregressivePrior(nn.Module):
         uniform = torch.rand(n, self.positions, generator=generator, device=device)
         return self.transform(uniform, temperature)
 
-    def fit(self, codes: torch.Tensor, labels=None, seed: int = 0, batch_size: int = AR_BATCH) -> AutoregressivePrior:
+    def fit(self, codes: torch.Tensor, labels=None, seed: int = 0, batch_size: int = AR_BATCH,
+            progress: bool = False) -> AutoregressivePrior:
         """Maximum likelihood on the codes' symbols with AdamW, keeping the weights that give a
-        held-out tenth of them the highest likelihood."""
+        held-out tenth of them the highest likelihood (``progress``: a bar of the steps on stderr)."""
+        import sys
+
+        from tqdm.auto import tqdm
+
         device = self.position.device
         symbols = self.symbols(codes.to(device))
         g = torch.Generator().manual_seed(seed)
@@ -362,7 +371,8 @@ class AutoregressivePrior(nn.Module):
             opt = torch.optim.AdamW(self.parameters(), lr=AR_LR, weight_decay=0.01)
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, AR_LR, total_steps=steps, pct_start=0.05)
             best, best_state = -math.inf, None
-            for step in range(steps):
+            for step in tqdm(range(steps), desc="autoregressive prior", unit="step", leave=False, file=sys.stderr,
+                             disable=None if progress else True):
                 batch = fit[torch.randint(len(fit), (min(batch_size, len(fit)),), generator=g).to(device)]
                 loss = nn.functional.cross_entropy(self.logits(batch).transpose(1, 2), batch)
                 opt.zero_grad()
@@ -423,7 +433,7 @@ def sampling_default(cfg) -> str:
 
 
 @torch.no_grad()
-def fit_priors(model, data, seed: int = 0, batch_size: int = 1024, kinds=None) -> None:
+def fit_priors(model, data, seed: int = 0, batch_size: int = 1024, kinds=None, progress: bool = False) -> None:
     """Fit each of ``model.priors`` to the codes of ``data``, a dataset in model units (at most
     :data:`MAX_FIT_CODES` rows, a seeded random choice where there are more).
 
@@ -433,7 +443,8 @@ def fit_priors(model, data, seed: int = 0, batch_size: int = 1024, kinds=None) -
     0.53 against 0.39) for a little more FID (146 against 141). A conditional model's class
     Gaussians take the means, which keep samples in their class (see
     :meth:`GaussianMixturePrior._fit_classes`). An AE's codes are points: draws are means.
-    ``kinds``: fit only these of the model's priors (default: all).
+    ``kinds``: fit only these of the model's priors (default: all); ``progress``: show how an
+    autoregressive prior's training goes.
     """
     if not len(model.priors):
         return
@@ -459,6 +470,8 @@ def fit_priors(model, data, seed: int = 0, batch_size: int = 1024, kinds=None) -
             continue
         if kind == "gmm" and labels is not None:
             prior.fit(means, labels, seed=seed)
+        elif kind == "autoregressive":  # the one that takes a while
+            prior.fit(draws, seed=seed, progress=progress)
         else:
             prior.fit(draws, seed=seed)
         prior.to(device)

@@ -30,6 +30,11 @@ def resume_hint(path, epoch: int) -> str:
     return f"; {path} keeps epoch {epoch}: continue with {option('resume', path)}"
 
 
+def finish_hint(path) -> str:
+    """How to go on from a run stopped after its last epoch, before its priors, pictures or report."""
+    return f"; {path} has trained its epochs: finish it (priors, pictures, report) with {option('resume', path)}"
+
+
 def foreign_state(path) -> VaekitError:
     """The error for a checkpoint whose weights are another model's."""
     return VaekitError(f"{path} holds another model's weights, so the run cannot be continued; start a new run")

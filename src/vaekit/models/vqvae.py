@@ -115,8 +115,16 @@ class VQVAE(LatentModel):
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> PointMass:
         return PointMass(self.quantized(x))
 
+    def snapped(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes (N, latent_dim) moved to the nearest point of the grid of levels: what the decoder
+        was trained on, whatever gives the code (a mixture or flow prior, an interpolation, a slider)."""
+        q = self.quantizer
+        grid = z.unflatten(-1, (-1, q.channels))  # no len(): an exported graph keeps N dynamic
+        return q.codes(q.indices(grid)).flatten(-2).to(z.dtype)
+
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> PointMass:
-        return PointMass(self.likelihood.mean(self.decoder(z)))
+        """p(x|z) at the grid point nearest ``z``."""
+        return PointMass(self.likelihood.mean(self.decoder(self.snapped(z))))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's raw parameters for each input's reconstruction."""
