@@ -245,6 +245,8 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
                                                          "--epochs", "3", "--quiet"],
              check=no_weights_only, prepare=damaged("bad-state", "training_state.pt")),
         Case("run: --resume with a smaller --epochs", ["train", "--resume", run, "--epochs", "1", "--quiet"]),
+        Case("run: --resume --device cuda, no GPU", ["train", "--resume", run, "--epochs", "5", "--device", "cuda",
+                                                     "--quiet"]),
         Case("run: --resume with --out", ["train", "--resume", run, *new, "--quiet"]),
         Case("run: train --out onto a finished run", ["train", "--data", str(d / "images.npz"), "--out", run,
                                                       *TINY]),

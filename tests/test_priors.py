@@ -274,3 +274,4 @@ def test_resume_finishes_a_run_stopped_after_its_last_epoch(tmp_path, blobs_npz)
     assert (run.path / "metrics.jsonl").read_text() == lines  # no epoch more
     with pytest.raises(VaekitError, match="already trained 3 epochs"):
         vaekit.train(resume=run.path, progress=False, report=False)
+

@@ -207,3 +207,13 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(tmp_pa
         (tmp_path / "cut" / name).unlink()  # as if it died in its first epoch: config.json alone
     resumed = vaekit.train(resume=tmp_path / "cut", progress=False, report=False)
     assert [m["val_loss"] for m in resumed.metrics()] == [m["val_loss"] for m in whole.metrics()]
+
+
+def test_a_refused_resume_leaves_the_config_as_it_was(tmp_path, blobs_npz):
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    run = vaekit.train(str(blobs_npz), out=tmp_path / "r", **TINY)
+    before = (run.path / "config.json").read_bytes()
+    with pytest.raises(VaekitError, match="no CUDA GPU is available"):
+        vaekit.train(resume=run.path, epochs=5, device="cuda", progress=False, report=False)
+    assert (run.path / "config.json").read_bytes() == before

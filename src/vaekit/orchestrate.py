@@ -278,6 +278,7 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         config = RunConfig.load(folder.file(CONFIG))
         config = replace(config, train=replace(config.train, **options, world_size=world.size))
         config.validate()
+        resolve_device(config.train.device)  # a device this machine lacks: refused before config.json changes
         # A run stopped before its first checkpoint has nothing to continue: it starts from the beginning.
         state = folder.load_state() if folder.file(STATE).exists() or folder.metrics() else None
         if state is not None and not _fits(build_model(config.model, priors=False), state["model"]):  # before any write
