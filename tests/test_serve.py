@@ -244,10 +244,16 @@ def _raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
     import socket
 
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
+        try:
+            s.sendall(data)
+        except OSError:  # the server answered and closed before all was sent (a body past the cap)
+            pass
         out = b""
-        while chunk := s.recv(1 << 16):
-            out += chunk
+        try:
+            while chunk := s.recv(1 << 16):
+                out += chunk
+        except ConnectionResetError:
+            pass
         return out
 
 
@@ -271,21 +277,10 @@ def test_a_real_server_caps_any_body_cuts_off_stalled_clients_and_stops_on_sigte
                 time.sleep(0.1)
         # A chunked body (no Content-Length) past 16 MB is refused as it arrives.
         chunk = b"0," * (1 << 19)
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-            s.sendall(b"POST /encode HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                      b"Transfer-Encoding: chunked\r\n\r\n")
-            s.sendall(b"%x\r\n" % (len(chunk) + 12) + b'{"inputs": [' + chunk + b"\r\n")
-            try:
-                for _ in range(17):
-                    s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-            except OSError:  # the server may close before all is sent
-                pass
-            answer = b""
-            try:
-                while chunk := s.recv(1 << 16):  # until the server closes: it will not read the rest
-                    answer += chunk
-            except ConnectionResetError:
-                pass
+        answer = _raw(port, b"POST /encode HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n"
+                            + b"%x\r\n" % (len(chunk) + 12) + b'{"inputs": [' + chunk + b"\r\n"
+                            + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 17, timeout=20)
         assert answer.startswith(b"HTTP/1.1 413") and b"over 16 MB" in answer
         # Clients that stall halfway through their headers or their body are cut off; others are served.
         stalled = []

@@ -725,15 +725,8 @@ default="auto"
         hold their intermediates, or a standardised copy, all at once."""
         import torch
 
-        net = self.net_
-        device = next(net.parameters()).device
-        # A table's rows are scored in float64 on the CPU: in float32 a row's score moved in the
-        # 7th digit with the number of rows beside it (the matrix kernels sum in another order
-        # for another batch size), so predict_proba depended on the batch. The networks are small
-        # there; conv and image networks, and accelerators, stay in float32.
-        wide = torch.float64 if self.kind_ == "tabular" and device.type == "cpu" else torch.float32
-        if wide == torch.float64:
-            net = copy.deepcopy(net).double()
+        net = self._scoring_net()
+        device, wide = next(net.parameters()).device, next(net.parameters()).dtype
         eps = score_draws(self).to(device, wide)
         as_values = _bytes(ds)  # a uint8 table read on demand comes in [0, 1]: back to the values it holds
         with torch.no_grad():
@@ -743,6 +736,22 @@ default="auto"
                     x = x.mul_(255.0).round_()
                 scores = row_scores(net, self._standardise(x), self.anomaly_score_, eps)
                 yield scores.double().cpu().numpy()
+
+    def _scoring_net(self):
+        """The network rows are scored with. A table's rows are scored in float64 on the CPU: in
+        float32 a row's score moved in the 7th digit with the number of rows beside it (the matrix
+        kernels sum in another order for another batch size), so predict_proba depended on the
+        batch. The networks are small there; conv and image networks, and accelerators, stay in
+        float32. The float64 copy is made once per fitted network, not per call (serve scores
+        batch after batch)."""
+        net = self.net_
+        if self.kind_ != "tabular" or next(net.parameters()).device.type != "cpu":
+            return net
+        made_from, wide = getattr(self, "_wide_net", (None, None))
+        if made_from is not net:
+            wide = copy.deepcopy(net).double()
+            self._wide_net = (net, wide)
+        return wide
 
     def _scores(self, ds, world=None) -> np.ndarray:
         """Scores of all of ``ds``; under torchrun each rank scores its share and all get all."""

@@ -72,12 +72,10 @@ class Sampler(nn.Module):
         y = extra if self.model.n_classes else None
         if self.prior == "normal":
             z = self.model.from_noise(noise)  # a hierarchical model's own prior draws its upper layer first
-        elif self.prior == "autoregressive":
-            z = self.model.priors[self.prior].transform(noise)  # uniform draws, one per grid position
         elif self.prior == "gmm":
             gmm = self.model.priors["gmm"]
             z = gmm.transform(noise, y.long() if y is not None else gmm.pick(extra))
-        else:
+        else:  # a flow's base draws, or an autoregressive prior's uniform draws (one per grid position)
             z = self.model.priors[self.prior].transform(noise)
         return self.model.decode_mean(z, y)
 

@@ -31,7 +31,7 @@ from .errors import VaekitError, option
 from .images import save_grid, save_pairs
 from .models import attach_priors, build_model
 from .models.vqvae import vqvae_code_size
-from .priors import AR_BATCH, MAX_FIT_CODES, ar_steps, default_prior, fit_priors, fitted_priors
+from .priors import default_prior, fit_priors, fitted_priors
 from .run import ARRAY_SPEC, BINARIZE_SEED, Run
 from .runfolder import (
     CONFIG,
@@ -152,9 +152,6 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
     # Densities over the codes, to sample from (vaekit.priors): every rank fits the same ones
     # (same data, same seed) so that each returns a Run that samples alike; rank 0 saves them.
     if fitted_priors(config.model):
-        if "autoregressive" in fitted_priors(config.model) and config.train.progress:  # the one that takes a while
-            print(f"vaekit: fitting the autoregressive prior to the training codes "
-                  f"({ar_steps(min(len(train_data), MAX_FIT_CODES), AR_BATCH):,} steps)", file=sys.stderr)
         fit_priors(attach_priors(model, config.model).to(device), train_data, seed=config.train.seed,
                    progress=config.train.progress)
         if world.is_main:

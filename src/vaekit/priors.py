@@ -309,9 +309,6 @@ class AutoregressivePrior(nn.Module):
         self.blocks = nn.ModuleList(_Block(width, heads) for _ in range(layers))
         self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, self.quantizer.size)
 
-    def symbols(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.quantizer.indices(codes.reshape(len(codes), self.positions, self.quantizer.channels))
-
     def logits(self, symbols: torch.Tensor) -> torch.Tensor:
         """Symbols (n, positions) -> each position's logits given the symbols before it (n, positions, size)."""
         tokens = torch.cat([torch.full_like(symbols[:, :1], self.first), symbols[:, :-1]], 1)
@@ -322,7 +319,7 @@ class AutoregressivePrior(nn.Module):
 
     def log_prob(self, codes: torch.Tensor) -> torch.Tensor:
         """log p of each code's symbols (n,), in nats."""
-        symbols = self.symbols(codes)
+        symbols = self.quantizer.grid_symbols(codes)
         return -nn.functional.cross_entropy(self.logits(symbols).transpose(1, 2), symbols, reduction="none").sum(1)
 
     def transform(self, uniform: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -342,7 +339,7 @@ class AutoregressivePrior(nn.Module):
             cdf = torch.softmax(logits, -1).cumsum(-1)
             token = (uniform[:, t:t + 1] >= cdf[:, :-1]).sum(1, keepdim=True)
             drawn.append(token)
-        return self.quantizer.codes(torch.cat(drawn, 1)).flatten(1)
+        return self.quantizer.grid_codes(torch.cat(drawn, 1))
 
     def sample(self, n: int, generator=None, temperature: float = 1.0, component=None) -> torch.Tensor:
         device = self.position.device
@@ -358,12 +355,14 @@ class AutoregressivePrior(nn.Module):
         from tqdm.auto import tqdm
 
         device = self.position.device
-        symbols = self.symbols(codes.to(device))
+        symbols = self.quantizer.grid_symbols(codes.to(device))
         g = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(symbols), generator=g)
         cut = max(1, len(symbols) // 10)
         held, fit = symbols[order[:cut]], symbols[order[cut:]] if len(symbols) > 1 else symbols
         steps = ar_steps(len(symbols), batch_size)
+        if progress:  # the one prior that takes a while: say so before the bar starts
+            print(f"vaekit: fitting the autoregressive prior to the training codes ({steps:,} steps)", file=sys.stderr)
         self.train()
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad(), \
                 _denormals_flushed():

@@ -165,7 +165,6 @@ class Run:
         check_seed(seed)
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise VaekitError(f"{option('temperature')} must be a positive number, got {temperature}")
-        self._label_tensor(label, 1)  # the label is checked before the first draw
         g = torch.Generator(device=self.device).manual_seed(seed)
         for start in range(0, n, chunk):
             m = min(chunk, n - start)

@@ -699,8 +699,7 @@ def serve(folder, host: str = LOOPBACK, port: int = 8000, api_key: str | None = 
             or not 0 < request_timeout <= 3600:
         raise VaekitError(f"{option('request_timeout')} must be a number of seconds above 0 and at most 3600, "
                           f"got {request_timeout!r}")
-    check_options(**{k: v for k, v in options.items() if k in ("max_batch", "max_wait_ms", "queue_size")})
-    app = create_app(folder, api_key=api_key, **options)
+    app = create_app(folder, api_key=api_key, **options)  # its Service checks the batching options first
     import uvicorn  # present where create_app found FastAPI: the serve extra brings both
 
     sock = listening_socket(host, port)

@@ -71,6 +71,15 @@ class FSQ(nn.Module):
         digits = torch.div(indices.unsqueeze(-1), self.basis, rounding_mode="floor") % self.levels
         return (digits.float() - self.half_width) / self.half_width
 
+    def grid_symbols(self, codes: torch.Tensor) -> torch.Tensor:
+        """A grid's codes flattened position by position (N, positions * channels) -> the symbol
+        at each position (N, positions). No len(): an exported graph keeps N dynamic."""
+        return self.indices(codes.unflatten(-1, (-1, self.channels)))
+
+    def grid_codes(self, symbols: torch.Tensor) -> torch.Tensor:
+        """The inverse: symbols (N, positions) -> codes flattened position by position."""
+        return self.codes(symbols).flatten(-2)
+
 
 def vqvae_code_size(input_shape: Sequence[int], hidden_dims: Sequence[int],
                     levels: Sequence[int] = FSQ_LEVELS) -> int:
@@ -118,9 +127,7 @@ class VQVAE(LatentModel):
     def snapped(self, z: torch.Tensor) -> torch.Tensor:
         """Codes (N, latent_dim) moved to the nearest point of the grid of levels: what the decoder
         was trained on, whatever gives the code (a mixture or flow prior, an interpolation, a slider)."""
-        q = self.quantizer
-        grid = z.unflatten(-1, (-1, q.channels))  # no len(): an exported graph keeps N dynamic
-        return q.codes(q.indices(grid)).flatten(-2).to(z.dtype)
+        return self.quantizer.grid_codes(self.quantizer.grid_symbols(z)).to(z.dtype)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> PointMass:
         """p(x|z) at the grid point nearest ``z``."""
@@ -137,14 +144,10 @@ class VQVAE(LatentModel):
         recon = -self.likelihood.log_prob((forward or self)(x, y).float(), x if target is None else target)
         return LossTerms(loss=recon, recon=recon, kl=torch.zeros_like(recon))
 
-    def symbols(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes (N, latent_dim) -> the symbol at each grid position (N, positions)."""
-        return self.quantizer.indices(codes.reshape(len(codes), self.positions, self.quantizer.channels))
-
     def code_metrics(self, codes: torch.Tensor) -> dict:
         """How much of the codebook the codes use: the share of symbols that occur, and the
         perplexity of their frequencies (the number of equally likely symbols with the same entropy)."""
-        counts = torch.bincount(self.symbols(codes).flatten(), minlength=self.quantizer.size).double()
+        counts = torch.bincount(self.quantizer.grid_symbols(codes).flatten(), minlength=self.quantizer.size).double()
         p = counts / counts.sum().clamp_min(1)
         entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
         return {"codebook_size": self.quantizer.size, "codebook_used": float((counts > 0).double().mean()),
