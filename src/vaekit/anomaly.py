@@ -482,6 +482,7 @@ default="auto"
 
         from . import distributed
         from .config import ModelConfig, TrainConfig
+        from .footprint import check_fits
         from .models import build_model
         from .training import Trainer, resolve_device
 
@@ -537,6 +538,7 @@ default="auto"
                           device=device.type, precision="fp32", trim=TRIM,
                           lr_fan_in=None if self.intensities_ else LR_FAN_IN,
                           noise=self.noise, progress=bool(self.verbose) and world.is_main, world_size=world.size)
+        check_fits(self.model_config_, batch_size, device, world.local_size)
         tried = []
         while True:
             best.clear()

@@ -22,12 +22,14 @@ from .data import (
     as_dataset,
     check_resizable,
     default_memory_budget,
+    is_image_folder,
     open_dataset,
     open_source,
 )
 from .data.dataset import from_layout
 from .distributed import World
 from .errors import VaekitError, option
+from .footprint import EVAL_ROWS, check_fits, estimate
 from .images import save_grid, save_pairs
 from .models import attach_priors, build_model
 from .models.vqvae import vqvae_code_size
@@ -140,7 +142,9 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
         if board is not None:
             log_scalars(board, metrics)
 
-    trainer = Trainer(model, config.train, device, on_epoch=on_epoch, world=world, run_folder=folder.path)
+    rows = estimate(config.model, config.train.batch_size).rows(EVAL_ROWS)  # validated and encoded at a time
+    trainer = Trainer(model, config.train, device, on_epoch=on_epoch, world=world, run_folder=folder.path,
+                      eval_rows=rows)
     if state is not None:
         trainer.load_state_dict(state)
     trainer.fit(train_data, val_data)
@@ -153,7 +157,7 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
     # (same data, same seed) so that each returns a Run that samples alike; rank 0 saves them.
     if fitted_priors(config.model):
         fit_priors(attach_priors(model, config.model).to(device), train_data, seed=config.train.seed,
-                   progress=config.train.progress)
+                   batch_size=rows, progress=config.train.progress)
         if world.is_main:
             folder.save_weights(model, config)
     run = Run(model, config, folder.path, device)
@@ -183,6 +187,13 @@ def _unfinished(folder: RunFolder, config: RunConfig) -> bool:
     except VaekitError:
         return True
     return model.unfinished or set(model.priors) != set(kinds)
+
+
+def _check_fits(config: RunConfig, device: torch.device, world: World) -> None:
+    """Refuse a run whose training would not fit this device's free memory (vaekit.footprint)."""
+    folder = Path(config.data.spec).expanduser()
+    check_fits(config.model, config.train.batch_size, device, world.local_size,
+               image_folder=folder.is_dir() and is_image_folder(folder))
 
 
 def _fits(model, weights: dict) -> bool:
@@ -239,6 +250,7 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
 
     def setup():
         cfg, prepared["data"] = _prepare(config, array, world)
+        _check_fits(cfg, device, world)  # before a folder is made
         folder = RunFolder.create(out if out is not None else default_out(cfg.model.model, cfg.data.spec))
         prepared["lock"] = RunLock(folder.path)
         prepared["lock"].clear_temporaries(folder.path)  # of a run trained anew into its folder
@@ -275,7 +287,8 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         config = RunConfig.load(folder.file(CONFIG))
         config = replace(config, train=replace(config.train, **options, world_size=world.size))
         config.validate()
-        resolve_device(config.train.device)  # a device this machine lacks: refused before config.json changes
+        # a device this machine lacks, or too little memory on it: refused before config.json changes
+        _check_fits(config, resolve_device(config.train.device), world)
         # A run stopped before its first checkpoint has nothing to continue: it starts from the beginning.
         state = folder.load_state() if folder.file(STATE).exists() or folder.metrics() else None
         if state is not None and not _fits(build_model(config.model, priors=False), state["model"]):  # before any write

@@ -157,7 +157,7 @@ def build_run_report(run, data=None) -> str:
         ds = ds.subset(torch.linspace(0, len(ds) - 1, MAX_POINTS).long())
     layout = run.config.data.layout
     sections = [("Run", _summary(run, metrics))]
-    m = evaluate(run.model, ds)
+    m = evaluate(run.model, ds, run.rows(1024))
     shown = {k: v for k, v in m.items() if k != "kl_per_dim" and v is not None}
     sections.append((f"Metrics on {ds.name} ({len(ds)} samples)", table(list(shown.items()))))
     if metrics:

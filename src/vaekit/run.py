@@ -24,6 +24,7 @@ from .data import (
 from .data.dataset import to_layout
 from .errors import VaekitError, option
 from .evaluation import evaluate as evaluate_model
+from .footprint import EVAL_ROWS, inference_rows
 from .interpolation import INTERPOLATIONS
 from .models import build_model
 from .models.base import LatentModel
@@ -48,6 +49,7 @@ class Run:
         self.config = config
         self.path = path
         self.device = device
+        self._rows: dict[int, int] = {}  # rows at a time, by the most asked for (see rows)
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, model={self.config.model.model!r}, data={self.config.data.spec!r})"
@@ -84,17 +86,25 @@ class Run:
             ds = ds.binarized(BINARIZE_SEED)
         return ds
 
-    def chunks(self, ds, fn, batch_size: int = 4096):
+    def rows(self, most: int) -> int:
+        """Rows to run through the model at a time, at most ``most``: as many as the memory of a
+        training batch holds (:meth:`vaekit.footprint.Footprint.rows`)."""
+        if most not in self._rows:
+            self._rows[most] = inference_rows(self.model, self.config.model, self.config.train.batch_size, most)
+        return self._rows[most]
+
+    def chunks(self, ds, fn, batch_size: int | None = None):
         """(start, ``fn(x, y)`` as a NumPy array) over a dataset from :meth:`dataset`, chunk by
         chunk in order (y: labels for a conditional model, else None): bounded memory for any size."""
         with torch.no_grad():
-            for start, x in ds.chunks(batch_size):
+            for start, x in ds.chunks(batch_size or self.rows(4096)):
                 y = ds.labels(slice(start, start + len(x)), self.model)
                 yield start, fn(x.to(self.device), None if y is None else y.to(self.device)).cpu().numpy()
 
-    def _batches(self, data, fn, batch_size: int = 1024) -> np.ndarray:
+    def _batches(self, data, fn, batch_size: int | None = None) -> np.ndarray:
         """``fn(x, y)`` over the data in batches, concatenated."""
-        return np.concatenate([out for _, out in self.chunks(self.dataset(data), fn, batch_size)])
+        rows = batch_size or self.rows(EVAL_ROWS)
+        return np.concatenate([out for _, out in self.chunks(self.dataset(data), fn, rows)])
 
     def _label_tensor(self, label: int | None, n: int, start: int = 0) -> torch.Tensor | None:
         """Labels for generating with a conditional model: ``label`` for all, or each class in turn
@@ -155,8 +165,9 @@ class Run:
         return np.concatenate(list(self.sample_chunks(n, seed, temperature, label, prior)))
 
     def sample_chunks(self, n: int, seed: int = 0, temperature: float = 1.0, label: int | None = None,
-                      prior: str | None = None, chunk: int = SAMPLE_CHUNK):
-        """:meth:`sample`'s ``n`` samples a chunk of at most ``chunk`` at a time, from one seeded
+                      prior: str | None = None, chunk: int | None = None):
+        """:meth:`sample`'s ``n`` samples a chunk of at most ``chunk`` at a time (default: at most
+        :data:`SAMPLE_CHUNK`, as many as a training batch's memory holds), from one seeded
         generator (so any number of them needs only a chunk's memory; ``sample`` is these chunks
         joined, and up to ``chunk`` samples are one draw)."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
@@ -166,6 +177,7 @@ class Run:
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise VaekitError(f"{option('temperature')} must be a positive number, got {temperature}")
         g = torch.Generator(device=self.device).manual_seed(seed)
+        chunk = chunk or self.rows(SAMPLE_CHUNK)
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             y = self._label_tensor(label, m, start)  # each class in turn carries on across chunks
@@ -205,7 +217,7 @@ class Run:
         if iw_samples is not None and iw_samples < 1:
             raise VaekitError(f"{option('iw_samples')} must be at least 1, got {iw_samples}")
         check_seed(seed)
-        return evaluate_model(self.model, self.dataset(data), iw_samples=iw_samples, seed=seed)
+        return evaluate_model(self.model, self.dataset(data), self.rows(EVAL_ROWS), iw_samples=iw_samples, seed=seed)
 
     def sample_quality(self, n: int = 2000, data=None, prior: str | None = None, seed: int = 0,
                        temperature: float = 1.0) -> dict:

@@ -176,8 +176,9 @@ class Trainer:
     """
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device, on_epoch=None,
-                 world: World = SINGLE, run_folder=None):
+                 world: World = SINGLE, run_folder=None, eval_rows: int = 1024):
         self.model = model.to(device)
+        self.eval_rows = eval_rows  # validation's chunk (vaekit.footprint.Footprint.rows)
         self.run_folder = run_folder  # where the checkpoints go, named in errors that say how to resume
         self.cfg = cfg
         self.device = device
@@ -395,7 +396,7 @@ class Trainer:
                 self.state.seconds += seconds
                 if bar is not None:
                     bar.close()
-                va = (mean_terms(self.model, val, noise=self.noise, world=world, trim=cfg.trim)
+                va = (mean_terms(self.model, val, self.eval_rows, noise=self.noise, world=world, trim=cfg.trim)
                       if val is not None else None)
             watched = (va or tr)["loss"]
             improved = watched < self.state.best_loss

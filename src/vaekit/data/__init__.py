@@ -150,7 +150,7 @@ def default_memory_budget(processes: int = 1) -> int:
 
 
 def format_size(n: int) -> str:
-    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+    for unit, size in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
         if n >= size:
             return f"{n / size:.1f}{unit}"
     return f"{n}B"
