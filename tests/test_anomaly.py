@@ -196,8 +196,8 @@ def test_wrong_shape_and_bad_input_are_clear_errors():
         with pytest.raises(ValueError, match=message) as error:
             AnomalyDetector(**FAST).fit(X)
         assert "\n" not in str(error.value)
-    with pytest.raises(ValueError, match="beyond what float32 holds"):
-        AnomalyDetector(**FAST).fit(np.full((4, 6), 1e39))
+    with pytest.raises(ValueError, match="beyond what float32 holds"):  # images are computed in float32
+        AnomalyDetector(**FAST).fit(np.full((4, 6, 6), 1e39))
     numbers_as_objects = train.astype(object)
     assert AnomalyDetector(epochs=2).fit(numbers_as_objects).decision_function(numbers_as_objects).shape == (600,)
 
@@ -389,3 +389,28 @@ def test_a_rows_score_does_not_depend_on_the_rows_beside_it(model):
         assert abs(alone - together[i]) < 1e-9
     np.testing.assert_allclose(det.decision_function(x[::-1][:300])[::-1], det.decision_function(x)[300:],
                                rtol=1e-12)
+
+
+# Finite values float32 cannot carry: the detector's units are worked out in float64
+FAR = {"1e12 plus the data in units of 1e3": (1e12, 1e3), "near 1e37": (1e37, 1e35), "spread of 1e-9": (0.0, 1e-9)}
+
+
+@pytest.mark.parametrize("offset, unit", FAR.values(), ids=FAR.keys())
+def test_values_float32_cannot_carry_are_detected_as_well_as_plain_ones(offset, unit):
+    from sklearn.metrics import roc_auc_score
+
+    train, test, y = planted()
+    plain = AnomalyDetector(**FAST).fit(train).decision_function(test)
+    far = AnomalyDetector(**FAST).fit(offset + unit * train.astype(np.float64))
+    scores = far.decision_function(offset + unit * test.astype(np.float64))
+    assert np.isfinite(scores).all() and len(np.unique(scores)) == len(scores)
+    assert roc_auc_score(y, scores) > roc_auc_score(y, plain) - 0.02
+
+
+def test_cells_at_float32s_limit_leave_a_finite_fit():
+    train, test, y = planted()
+    train = train.astype(np.float64)
+    train[:3, 0] = 3e38
+    det = AnomalyDetector(**FAST).fit(train)
+    assert np.isfinite(det.decision_function(test)).all()
+    assert np.isfinite(det.decision_function(train)).all()

@@ -9,6 +9,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from vaekit import VaekitError
@@ -229,3 +230,55 @@ def test_split_is_deterministic_and_disjoint(blobs_npz):
     assert len(a_val) == 60 and len(a_train) == 180
     assert bool((a_val.x == b_val.x).all())
     assert not bool((ds.split(0.25, seed=4)[1].x == a_val.x).all())
+
+
+# Values float32 cannot carry: a table is standardised in float64 before the cast
+EXTREME = {
+    "1e12 plus noise of 1e3": lambda rng, n: 1e12 + 1e3 * rng.normal(size=(n, 3)),
+    "values near 1e37": lambda rng, n: 1e37 + 1e35 * rng.normal(size=(n, 3)),
+    "spread of 1e-9 around 0": lambda rng, n: 1e-9 * rng.normal(size=(n, 3)),
+}
+
+
+@pytest.mark.parametrize("make", EXTREME.values(), ids=EXTREME.keys())
+@pytest.mark.parametrize("stream", [False, True], ids=["in memory", "streamed"])
+def test_a_table_float32_cannot_carry_keeps_its_variation(tmp_path, make, stream):
+    import vaekit
+
+    x = make(np.random.default_rng(0), 200)
+    if stream:  # a float64 .npy larger than the memory budget
+        path = tmp_path / "t.npy"
+        np.save(path, x)
+    else:
+        path = tmp_path / "t.csv"
+        np.savetxt(path, x, delimiter=",", header="a,b,c", comments="", fmt="%.17g")
+    run = vaekit.train(str(path), out=tmp_path / "run", hidden_dims=(16,), latent_dim=2, epochs=2,
+                       progress=False, report=False, **({"memory_budget": 1024} if stream else {}))
+    assert run.config.data.storage == ("stream" if stream else "memory")
+    # the standardisation found each column's own spread (no column taken for a constant) ...
+    assert np.allclose(run.config.data.std, x[:180].std(0, ddof=1), rtol=0.2)
+    data = run.dataset(str(path))
+    z = data.batch()
+    # ... and the standardised values vary as the column does, in a few units
+    assert torch.isfinite(z).all() and (z.std(0) > 0.5).all() and z.abs().max() < 10
+    assert np.isfinite(run.metrics()[-1]["val_loss"])
+    out = run.reconstruct(str(path))
+    assert out.dtype == np.float64 and np.isfinite(out).all()
+    assert (out.std(0) > 0).all()  # the output in data units still varies
+
+
+def test_float32_tables_stay_float32_and_constant_columns_get_scale_one(tmp_path):
+    from vaekit.data import as_dataset
+
+    x = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    x[:, 1] = 7.0
+    ds = as_dataset(x, None, "x")
+    assert ds.x.dtype == torch.float32  # what float32 carries costs no more memory
+    mean, std = ds.feature_stats()
+    assert std[1] == 1.0 and mean[1] == 7.0 and std[0] != 1.0
+
+
+def test_int16_images_are_refused_in_one_line(tmp_path):
+    np.save(tmp_path / "i.npy", np.random.default_rng(0).integers(0, 256, (10, 8, 8)).astype(np.int16))
+    with pytest.raises(VaekitError, match=r"images stored as int16 .*x.astype\(np.uint8\)"):
+        load_dataset(str(tmp_path / "i.npy"), None)

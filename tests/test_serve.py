@@ -162,6 +162,18 @@ def test_a_detector_scores_json_rows_and_uploaded_csv(folders):
     assert client.get("/info", headers=key).json()["kind"] == "detector"
 
 
+def test_a_table_float32_cannot_carry_is_scored_and_reconstructed_as_in_python(tmp_path):
+    x = 1e12 + 1e3 * np.random.default_rng(0).normal(size=(200, 3))
+    det = vaekit.AnomalyDetector(epochs=5, random_state=0).fit(x)
+    det.save(tmp_path / "det")
+    got = TestClient(create_app(tmp_path / "det")).post("/score", json={"inputs": x[:20].tolist()}).json()
+    np.testing.assert_allclose(got["scores"], det.decision_function(x[:20]), rtol=1e-5)
+    assert len(set(got["scores"])) == 20  # in float32 every row was the same 1e12
+    run = vaekit.train(x, out=tmp_path / "run", **TINY)
+    out = TestClient(create_app(tmp_path / "run")).post("/reconstruct", json={"inputs": x[:5].tolist()}).json()
+    np.testing.assert_allclose(out["outputs"], run.reconstruct(x[:5]), rtol=1e-12)
+
+
 def test_concurrent_requests_share_forward_passes_and_a_full_queue_answers_503():
     calls = []
 

@@ -163,7 +163,7 @@ def test_wide_rows_are_read_in_smaller_chunks(tmp_path, monkeypatch):
     import vaekit.data.lazy as lazy
 
     np.save(tmp_path / "wide.npy", np.zeros((100, 1000), np.float32))
-    monkeypatch.setattr(lazy, "CHUNK_BYTES", 40_000)  # ten rows of 4,000 bytes
+    monkeypatch.setattr(lazy, "CHUNK_BYTES", 40_000)  # ten rows of 4,000 bytes (float32 is read as float32)
     assert [len(x) for _, x in open_lazy(str(tmp_path / "wide.npy")).chunks()] == [10] * 10
 
 

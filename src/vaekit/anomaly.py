@@ -406,9 +406,11 @@ default="auto"
             raise VaekitError(text) from None
         if X.ndim > 2 and 0 in X.shape[1:]:
             raise VaekitError(f"X's samples hold no values (shape {X.shape}); give at least one value per sample")
-        if X.dtype.kind == "f" and X.dtype.itemsize > 4 and X.size and np.abs(X).max() > np.finfo(np.float32).max:
+        # (a table is brought to its robust units in float64, so any finite value will do)
+        if X.ndim > 2 and X.dtype.kind == "f" and X.dtype.itemsize > 4 and X.size and \
+                np.abs(X).max() > np.finfo(np.float32).max:
             raise VaekitError(f"X holds values up to {np.abs(X).max():.3g}, beyond what float32 holds; rescale the "
-                              "data (the networks compute in float32)")
+                              "images (the networks compute in float32)")
         return X
 
     def _dataset(self, X, fitting: bool):
@@ -424,7 +426,7 @@ default="auto"
             names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
             ds = from_arrays(self._as_array(X, fitting), name="X")
         if isinstance(ds, Dataset) and _bytes(ds):
-            ds = replace(ds, x=ds.x.float())  # a table's bytes are its values (see _bytes)
+            ds = replace(ds, x=ds.x.double())  # a table's bytes are its values (see _bytes)
         if fitting:
             if names is not None:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -447,11 +449,11 @@ default="auto"
         if fitting:
             self.intensities_ = _intensities(ds)
             if ds.kind == "tabular" and self.intensities_:  # one scale already: no column is blown up
-                self.center_, self.scale_ = np.zeros(ds.sample_shape, np.float32), np.ones(ds.sample_shape, np.float32)
+                self.center_, self.scale_ = np.zeros(ds.sample_shape), np.ones(ds.sample_shape)
             elif ds.kind == "tabular":
                 from .robust import robust_units
 
-                self.center_, self.scale_ = robust_units(ds.batch().numpy())
+                self.center_, self.scale_ = robust_units(ds.values().numpy())
             self.clip_ = CLIP
         return ds
 
@@ -488,7 +490,7 @@ default="auto"
 
         self._validate_params()
         raw = self._dataset(X, fitting=True)
-        ds = replace(raw, x=self._standardise(raw.batch()))
+        ds = replace(raw, x=self._standardise(raw.values().double()).float())  # units in float64, then cast
         if len(ds) < 2:
             raise VaekitError("X needs at least 2 rows to fit a detector")
         self.seed_ = _seed(self.random_state)
@@ -732,7 +734,7 @@ default="auto"
         eps = score_draws(self).to(device, wide)
         as_values = _bytes(ds)  # a uint8 table read on demand comes in [0, 1]: back to the values it holds
         with torch.no_grad():
-            for _, x in ds.chunks(chunk):
+            for _, x in ds.chunks(chunk, values=True):  # a table's float64 values: standardised before any cast
                 x = x.to(device, wide)
                 if as_values:
                     x = x.mul_(255.0).round_()
@@ -825,8 +827,8 @@ default="auto"
         det.n_features_in_ = math.prod(det.sample_shape_)
         center = state.get("center", state.get("mean"))  # folders written before robust units: the mean
         if center is not None:
-            det.center_ = np.asarray(center, np.float32)
-            det.scale_ = np.asarray(state["scale"], np.float32)
+            det.center_ = np.asarray(center, np.float64)
+            det.scale_ = np.asarray(state["scale"], np.float64)
         det.clip_ = state.get("clip")  # folders written before it: not clipped
         if state["feature_names"] is not None:
             det.feature_names_in_ = np.asarray(state["feature_names"], dtype=object)

@@ -36,6 +36,8 @@ def render(message: str, command_line: bool = False) -> str:
     def named(m: re.Match) -> str:
         name, text, api = m.groups()
         if command_line:
+            if api in ("True", "False"):  # a switch: --report, --no-report
+                return flag(name) if api == "True" else "--no-" + flag(name)[2:]
             return flag(name) if text is None else f"{flag(name)} {text}"
         return name if text is None else f"{name}={api}"
 

@@ -19,7 +19,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column center and scale of a table (N, D), float32 (computed in float64).
+    """Per-column center and scale of a table (N, D), float64.
 
     The center is the median; the scale is the interquartile range / 1.349 (the standard
     deviation, for normal data). Where the middle half of the rows share one value (sparse 0/1
@@ -38,9 +38,9 @@ def robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: no row off the median
             typical = np.nanmedian(away, axis=0)
         scale[flat] = np.where(np.isfinite(typical) & (typical > 0), typical, 1.0)
-    # (a spread below float32's smallest normal number would round to 0 and divide by it; one
-    # beyond its largest, values spread over most of float32's range, would be infinite)
-    return center.astype(np.float32), np.clip(scale, np.finfo(np.float32).tiny, FLOAT32_MAX).astype(np.float32)
+    # (a spread below the smallest normal number would divide by 0 once halved; one beyond float32's
+    # largest cannot be exported, where the units are float32)
+    return center, np.clip(scale, np.finfo(np.float64).tiny, FLOAT32_MAX)
 
 
 def soft_clip(z: torch.Tensor, beyond: float) -> torch.Tensor:

@@ -125,8 +125,8 @@ class Run:
         (a standardised table is scaled back)."""
         x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
         cfg = self.config.data
-        if cfg.mean is not None:
-            x = x * np.asarray(cfg.std, np.float32) + np.asarray(cfg.mean, np.float32)
+        if cfg.mean is not None:  # in float64, which a column of 1e12 plus 1e3 needs
+            x = x * np.asarray(cfg.std, np.float64) + np.asarray(cfg.mean, np.float64)
         return to_layout(x, cfg.layout)
 
     # -- what a trained model does ------------------------------------------------------------

@@ -38,7 +38,7 @@ REQUEST_TIMEOUT = 30.0      # seconds a client has to send a whole request (head
 MAX_CONNECTIONS = 1000      # open connections and tasks; past this, new requests are answered 503
 SHUTDOWN_GRACE = 5.0        # seconds requests under way get to finish once the server is told to stop
 TOO_DEEP = "the JSON body is nested too deeply; send rows of numbers, such as {\"inputs\": [[0.1, 0.2]]}"
-TOO_LARGE = "the request holds a number too large for the model's numbers (float32, about 3.4e38); send smaller ones"
+TOO_LARGE = "the request holds a number too large for a float (about 1.8e308); send smaller ones"
 MAX_ROWS = 4096             # inputs (or samples) in one request
 MAX_STEPS = 256             # points on one interpolation path
 
@@ -201,6 +201,8 @@ class Service:
             self.shape = tuple(self.detector.sample_shape_)
             self.layout = "tabular" if self.detector.kind_ == "tabular" else self._image_layout(self.shape)
             self.columns = list(getattr(self.detector, "feature_names_in_", [])) or None
+            # a standardised table goes to the model in float64 (any finite value; 1e12 keeps its units digits)
+            self.float64_rows = self.detector.kind_ == "tabular" and not self.detector.intensities_
             self.batchers = {"score": Batcher(lambda x, y: self.detector.decision_function(x), **batching)}
         else:
             from .run import load
@@ -209,6 +211,7 @@ class Service:
             cfg = self.run.config
             self.shape = tuple(cfg.model.input_shape)
             self.layout, self.columns = cfg.data.layout, cfg.data.columns
+            self.float64_rows = cfg.data.mean is not None
             if data is not None:  # data chosen for the explorer must fit the model: said at start, not on the page
                 self.space()
             self.batchers = {"encode": Batcher(self._encode, **batching),
@@ -278,6 +281,8 @@ class Service:
             raise ServeError(413, f"{len(x)} inputs in one request; send at most {MAX_ROWS}")
         if not np.isfinite(x).all():
             raise ServeError(422, "inputs hold NaN or infinite values; send finite numbers")
+        if self.float64_rows:
+            return x
         if np.abs(x).max() > np.finfo(np.float32).max:
             raise ServeError(422, "inputs hold values beyond the model's numbers (float32, about 3.4e38); send "
                                   "smaller ones")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .config import RunConfig
 from .data import Dataset
-from .errors import VaekitError
+from .errors import VaekitError, option
+from .robust import FLOAT32_MAX
 
 
 def describe_shape(shape: tuple[int, ...], layout: str) -> str:
@@ -24,9 +25,15 @@ def in_model_units(ds: Dataset, config: RunConfig) -> Dataset:
 
 
 def standardization(dataset: Dataset, config: RunConfig) -> tuple[list[float], list[float]] | None:
-    """Mean and std of the training split's features, for a table that needs standardising."""
+    """Mean and std of the training split's features (float64), for a table that needs standardising."""
     lo, hi = dataset.value_range()
-    if dataset.kind != "tabular" or not config.data.standardize or (lo >= 0 and hi <= 1):
+    if dataset.kind != "tabular" or (lo >= 0 and hi <= 1):
+        return None
+    if not config.data.standardize:
+        if max(-lo, hi) > FLOAT32_MAX:
+            raise VaekitError(f"{dataset.name} holds values up to {max(-lo, hi):.3g}, beyond float32's "
+                              f"{FLOAT32_MAX:.3g}, which a network computes in; drop {option('standardize', False)} "
+                              "(standardising brings them to a few units) or rescale them")
         return None
     train, _ = dataset.split(config.data.val_fraction, config.train.seed)
     mean, std = train.feature_stats()

@@ -25,11 +25,18 @@ class Samples:
     def chunk_rows(self, size: int) -> int:
         return size
 
-    def chunks(self, size: int = CHUNK):
-        """(start, samples) over the whole dataset in order, ``size`` rows at a time."""
+    def chunks(self, size: int = CHUNK, values: bool = False):
+        """(start, samples) over the whole dataset in order, ``size`` rows at a time (``values``:
+        as :meth:`values` gives them)."""
         size = self.chunk_rows(size)
+        take = self.values if values else self.batch
         for start in range(0, len(self), size):
-            yield start, self.batch(slice(start, start + size))
+            yield start, take(slice(start, start + size))
+
+    def values(self, index=None) -> torch.Tensor:
+        """Samples at ``index`` as :meth:`batch` gives them, but a table kept in float64 and not
+        yet standardised comes in float64: what its statistics and units are worked out from."""
+        return self.batch(index)
 
     def require_labels(self) -> torch.Tensor:
         y = self.label_rows()
@@ -137,7 +144,7 @@ class Dataset(Samples):
         limit uint8 stays, at a quarter of the memory.
         """
         data = self.to(device)
-        if data.x.dtype == torch.uint8 and data.x.numel() * 4 <= max_float_bytes:
+        if data.x.dtype in (torch.uint8, torch.float64) and data.x.numel() * 4 <= max_float_bytes:
             data = replace(data, x=data.batch())
         return data
 
@@ -146,16 +153,23 @@ class Dataset(Samples):
         parts = self.split_indices(val_fraction, seed)
         return (self, None) if parts is None else (self.subset(parts[0]), self.subset(parts[1]))
 
+    def values(self, index=None) -> torch.Tensor:
+        if self.x.dtype != torch.float64:
+            return self.batch(index)
+        return self.x if index is None else self.x[index]
+
     def standardized(self, mean, std) -> Dataset:
-        """Features shifted and scaled: (x - mean) / std, as float32."""
-        return replace(self, x=standardize(self.batch(), mean, std), is_standardized=True)
+        """Features shifted and scaled: (x - mean) / std, worked out in float64 (a table's
+        values are kept in it), as float32."""
+        return replace(self, x=standardize(self.values().double(), mean, std).float(), is_standardized=True)
 
     def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-feature mean and standard deviation (1 where a feature is constant), float32."""
-        x = self.batch()
-        std = x.std(0) if len(x) > 1 else torch.ones(x.shape[1:])
-        std = torch.where(std > 1e-8, std, torch.ones_like(std))
-        return x.mean(0).numpy().astype(np.float32), std.numpy().astype(np.float32)
+        """Per-feature mean and standard deviation in float64 (1 where a feature is constant, see
+        :func:`feature_scale`)."""
+        x = self.values().double()
+        mean = x.mean(0)
+        std = x.std(0) if len(x) > 1 else torch.zeros(x.shape[1:], dtype=torch.float64)
+        return mean.numpy(), feature_scale(std.numpy(), x.abs().amax(0).numpy())
 
     def binarized(self, seed: int) -> Dataset:
         """Each value in [0, 1] replaced by one Bernoulli draw with that probability (seeded)."""
@@ -169,6 +183,18 @@ class Dataset(Samples):
         return float(self.x.min()), float(self.x.max())
 
 
+# A feature's spread below this fraction of its largest value is float64's rounding of a
+# constant, not variation (float64 carries about 16 digits): its scale is 1.
+CONSTANT_SPREAD = 1e-13
+
+
+def feature_scale(std: np.ndarray, largest: np.ndarray) -> np.ndarray:
+    """Each feature's standardisation scale: its standard deviation, or 1 where the feature is
+    constant, judged against its own size (a column of values near 1e-9 varies; 1e12 plus
+    rounding does not)."""
+    return np.where(std > CONSTANT_SPREAD * largest, std, 1.0)
+
+
 def standardize(x: torch.Tensor, mean, std) -> torch.Tensor:
     """(x - mean) / std with the statistics on x's device."""
     return (x - torch.as_tensor(mean, dtype=x.dtype, device=x.device)) / torch.as_tensor(std, dtype=x.dtype,
@@ -176,8 +202,10 @@ def standardize(x: torch.Tensor, mean, std) -> torch.Tensor:
 
 
 def to_layout(x: torch.Tensor | np.ndarray, layout: str) -> np.ndarray:
-    """Model-space samples (N, C, H, W) or (N, D) as a float32 array in the user's layout."""
-    x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+    """Model-space samples (N, C, H, W) or (N, D) as an array in the user's layout (float32, or
+    float64 where it is given float64: a table back in its own units)."""
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    x = x if x.dtype == np.float64 else x.astype(np.float32, copy=False)
     if layout == GRAY:
         return x[:, 0]
     if layout == CHANNEL_LAST:
@@ -224,19 +252,29 @@ def model_rows(x: np.ndarray, layout: str, name: str, first_row: int = 0) -> np.
     """Rows in the user's layout as a contiguous array in the model's: uint8 stays uint8, other
     numbers become float32, checked to be finite (``first_row`` numbers the rows in errors).
 
+    A table of numbers wider than float32 (float64, int32, int64: every CSV) stays float64, and
+    is standardised in float64 before the cast: a column of 1e12 plus noise of 1e3 keeps its
+    noise, values near float32's limit keep a finite spread.
     Images of wider unsigned integers (16-bit PNGs and TIFFs) are scaled by their type's
-    maximum to [0, 1], as uint8 images are by 255 (scikit-image's ``img_as_float`` rule).
+    maximum to [0, 1], as uint8 images are by 255 (scikit-image's ``img_as_float`` rule);
+    images of signed integers are refused, their scale unknown (the rule must not depend on
+    which rows a chunk holds).
     """
     if layout != TABULAR and x.dtype.kind == "u" and x.dtype != np.uint8:
         return model_rows(x.astype(np.float64) / np.iinfo(x.dtype).max, layout, name, first_row)
+    if layout != TABULAR and x.dtype.kind == "i":
+        raise VaekitError(f"{name}: images stored as {x.dtype} (signed integers) have no known brightness scale; "
+                          "store 0-255 images as uint8 (x.astype(np.uint8)), or as floats in [0, 1]")
     if x.dtype != np.uint8:
+        wide = layout == TABULAR and not np.can_cast(x.dtype, np.float32)  # float64, int32, int64
         with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
-            x = x.astype(np.float32)
+            x = x.astype(np.float64 if wide else np.float32)
         finite = np.isfinite(x)
         if not finite.all():
             bad = np.argwhere(~finite)[0]
+            beyond = "" if layout == TABULAR else ", or too large for float32"
             raise VaekitError(f"{name}: {int((~finite).sum())} NaN or infinite values (first in sample "
-                              f"{first_row + bad[0]}, or too large for float32); remove, impute or rescale them")
+                              f"{first_row + bad[0]}{beyond}); remove, impute or rescale them")
     x = np.ascontiguousarray(from_layout(x, layout))
     if not x.flags.writeable:  # e.g. np.frombuffer over file bytes; torch wants to own writable memory
         x = x.copy()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError
-from .dataset import Dataset, Samples, standardize
+from .dataset import Dataset, Samples, feature_scale, standardize
 from .source import Source
 
 CHUNK_BYTES = 32 << 20  # a chunk's stored size at most, so wide rows do not make huge reads
@@ -96,7 +96,7 @@ class LazyDataset(Samples):
         return index if self.rows is None else self.rows[index]
 
     def raw(self, index=None) -> np.ndarray:
-        """Samples at positions ``index`` as stored (uint8 or float32), in the order asked for."""
+        """Samples at positions ``index`` as stored (see :attr:`Source.dtype`), in the order asked for."""
         rows = self.source_rows(index)
         if len(rows) and np.all(np.diff(rows) == 1):  # one run of rows: a plain read
             return self.source.read(int(rows[0]), int(rows[-1]) + 1)
@@ -106,10 +106,13 @@ class LazyDataset(Samples):
         return out
 
     def prepare(self, x: torch.Tensor, first_row: int = 0) -> torch.Tensor:
-        """Stored samples -> float32 model units (on x's device)."""
-        x = x.float().mul_(1.0 / 255.0) if x.dtype == torch.uint8 else x.float()
+        """Stored samples -> float32 model units (on x's device); a table is standardised in
+        the float64 it is stored in, then cast."""
+        if x.dtype == torch.uint8:
+            x = x.float().mul_(1.0 / 255.0)
         if self.mean is not None:
-            x = standardize(x, self.mean, self.std)
+            x = standardize(x.double(), self.mean, self.std)
+        x = x.float()
         if self.binarize_seed is not None:  # seeded by position, so a read gives the same draw every time
             g = torch.Generator(device=x.device).manual_seed(self.binarize_seed * 1_000_003 + first_row)
             x = torch.bernoulli(x, generator=g)
@@ -137,7 +140,7 @@ class LazyDataset(Samples):
         return self.subset(np.sort(parts[0].numpy())), self.subset(np.sort(parts[1].numpy()))
 
     def standardized(self, mean, std) -> LazyDataset:
-        return replace(self, mean=np.asarray(mean, np.float32), std=np.asarray(std, np.float32), _range=[])
+        return replace(self, mean=np.asarray(mean, np.float64), std=np.asarray(std, np.float64), _range=[])
 
     def binarized(self, seed: int) -> LazyDataset:
         self.check_binarizable()
@@ -161,30 +164,35 @@ class LazyDataset(Samples):
             return 0.0, 1.0
         if not self._range:
             lo, hi = math.inf, -math.inf
-            for _, x in self.chunks():
+            for _, x in self.chunks(values=True):
                 lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
             self._range.extend([lo, hi])
         return self._range[0], self._range[1]
 
     def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-feature mean and standard deviation (1 where a feature is constant), float32,
+        """Per-feature mean and standard deviation, as :meth:`Dataset.feature_stats` gives them,
         combined chunk by chunk in float64 (Chan et al.'s parallel update)."""
-        n, mean, m2 = 0, None, None
-        for _, x in self.chunks():
+        n, mean, m2, largest = 0, None, None, None
+        for _, x in self.chunks(values=True):
             x = x.double()
             k, mu = x.shape[0], x.mean(0)
             sq = ((x - mu) ** 2).sum(0)
+            top = x.abs().amax(0)
             if mean is None:
-                n, mean, m2 = k, mu, sq
+                n, mean, m2, largest = k, mu, sq, top
                 continue
             delta = mu - mean
             total = n + k
             mean = mean + delta * (k / total)
             m2 = m2 + sq + delta ** 2 * (n * k / total)
-            n = total
-        std = (m2 / (n - 1)).sqrt() if n > 1 else torch.ones_like(mean)
-        std = torch.where(std > 1e-8, std, torch.ones_like(std))
-        return mean.numpy().astype(np.float32), std.numpy().astype(np.float32)
+            n, largest = total, torch.maximum(largest, top)
+        std = (m2 / (n - 1)).sqrt() if n > 1 else torch.zeros_like(mean)
+        return mean.numpy(), feature_scale(std.numpy(), largest.numpy())
+
+    def values(self, index=None) -> torch.Tensor:
+        if self.mean is not None or self.binarize_seed is not None or self.source.dtype != np.float64:
+            return self.batch(index)
+        return torch.from_numpy(self.raw(index))
 
     # -- training ------------------------------------------------------------------------------------
     def epoch_order(self, generator: torch.Generator, loading: Loading) -> torch.Tensor:

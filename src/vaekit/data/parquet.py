@@ -77,7 +77,7 @@ class ParquetSource(Source):
         self.features, self.columns = features, tuple(c.strip() for c in features)
         self.groups = [(f, g) for f, g, _ in groups]
         self.bounds = np.cumsum([0] + [n for _, _, n in groups])
-        self.layout, self.sample_shape, self.dtype = TABULAR, (len(features),), np.dtype(np.float32)
+        self.layout, self.sample_shape, self.dtype = TABULAR, (len(features),), np.dtype(np.float64)
         self.class_names = None
         self.labels = None if label is None else self._labels(label)
         self._cache: dict[int, np.ndarray] = {}
@@ -114,7 +114,7 @@ class ParquetSource(Source):
         return self.bounds  # a row group is decoded whole, so it is the natural block
 
     def _group(self, g: int) -> np.ndarray:
-        """Row group ``g`` as float32 (rows, features); the last two are kept for the next read."""
+        """Row group ``g`` as float64 (rows, features); the last two are kept for the next read."""
         if g not in self._cache:
             file, index = self.groups[g]
             try:
@@ -131,7 +131,7 @@ class ParquetSource(Source):
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), *self.sample_shape), np.float32)
+        out = np.empty((len(rows), *self.sample_shape), self.dtype)
         which = np.searchsorted(self.bounds, rows, side="right") - 1
         for g in np.unique(which):
             at = which == g

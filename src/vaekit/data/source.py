@@ -25,7 +25,7 @@ class Source:
     name: str
     layout: str
     sample_shape: tuple[int, ...]  # one sample in the model's layout: (D,) or (C, H, W)
-    dtype: np.dtype                # of the rows ``take`` returns: uint8 or float32
+    dtype: np.dtype                # of the rows ``take`` returns: uint8, float32 (images), float64 (tables)
     labels: np.ndarray | None      # int64 (N,), small enough to keep in memory
     columns: tuple[str, ...] | None = None
     class_names: tuple[str, ...] | None = None  # labels given as names: ``labels`` index these
@@ -104,8 +104,8 @@ class NpySource(Source):
         self.name = str(path)
         a = self._map()
         self.layout = layout_of(a.shape, a.dtype, self.name)
-        self.dtype = np.dtype(np.uint8) if a.dtype == np.uint8 else np.dtype(np.float32)
-        self.sample_shape = model_rows(np.zeros((1, *a.shape[1:]), a.dtype), self.layout, self.name).shape[1:]
+        first = model_rows(np.zeros((1, *a.shape[1:]), a.dtype), self.layout, self.name)
+        self.dtype, self.sample_shape = first.dtype, first.shape[1:]
         self.n = a.shape[0]
         self.labels = None
 
