@@ -101,6 +101,17 @@ def epochs_are(run: Path, n: int) -> Callable[[str], str | None]:
     return check
 
 
+def varies(run: Path) -> Callable[[str], str | None]:
+    """The run trained to a finite loss with every column's own spread as its scale."""
+    def check(output: str) -> str | None:
+        config = json.loads((run / "config.json").read_text())
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        if not lines or not np.isfinite(json.loads(lines[-1])["val_loss"] or np.nan):
+            return "no finite validation loss"
+        return None if all(s != 1.0 for s in config["data"]["std"]) else f"a column taken for a constant: {config}"
+    return check
+
+
 def says(text: str) -> Callable[[str], str | None]:
     return lambda output: None if text in output else f"no line saying {text!r}"
 
@@ -135,6 +146,15 @@ def make_data(d: Path) -> None:
         (mixed / cls).mkdir(parents=True)
         for i in range(6):
             Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(mixed / cls / f"{i}.png")
+    far = 1e12 + 1e3 * rng.normal(size=(200, 4))
+    (d / "far.csv").write_text("a,b,c,d\n" + "".join(",".join(f"{v:.17g}" for v in row) + "\n" for row in far))
+    huge = 1e37 * (1 + 0.01 * rng.normal(size=(200, 4)))
+    (d / "huge.csv").write_text("a,b,c,d\n" + "".join(",".join(f"{v:.17g}" for v in row) + "\n" for row in huge))
+    (d / "beyond-float32.csv").write_text("a,b\n" + "1e39,1\n2e39,2\n3e39,3\n")
+    np.save(d / "int16-images.npy", x.astype(np.int16))
+    (d / "pictures").mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(d / "pictures" / f"{i}.png")
     (d / "not-a-run").mkdir()
     (d / "not-a-run" / "notes.txt").write_text("my holiday plans\n")
 
@@ -174,6 +194,20 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         for name in ("here", "elsewhere"):
             (s / name).mkdir()
         shutil.copy(d / "images.npz", s / "here" / "d.npz")
+
+    def board_lacks_epoch_2() -> None:
+        """Killed after epoch 2's metrics line, before its scalars reached TensorBoard."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        shutil.rmtree(s / "tb" / "tensorboard")
+        with SummaryWriter(log_dir=str(s / "tb" / "tensorboard")) as writer:
+            writer.add_scalar("train_loss", 1.0, 1)
+
+    def board_steps(output: str) -> str | None:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        steps = sorted(e.step for e in EventAccumulator(str(s / "tb" / "tensorboard")).Reload().Scalars("train_loss"))
+        return None if steps == [1, 2, 3] else f"the board has epochs {steps}"
 
     def no_weights_only(output: str) -> str | None:
         return "the line mentions weights_only" if "weights_only" in output else None
@@ -222,6 +256,23 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         Case("option: --model vqvae --latent-dim 8", train_vqvae("images.npz", "--latent-dim", "8")),
         Case("option: --model vqvae --arch mlp", train_vqvae("images.npz", "--arch", "mlp")),
         Case("option: --prior autoregressive --model vae", train("images.npz", "--prior", "autoregressive")),
+        # values float32 cannot carry
+        Case("data: CSV of 1e12 plus noise of 1e3", train("far.csv", "--out", str(s / "far")), expect=0,
+             check=varies(s / "far")),
+        Case("data: CSV of values near 1e37", train("huge.csv", "--out", str(s / "huge")), expect=0,
+             check=varies(s / "huge")),
+        Case("data: 1e39 with --no-standardize", train("beyond-float32.csv", "--no-standardize")),
+        Case("data: int16 images holding 0-255", train("int16-images.npy")),
+        Case("detect: fit on values near 1e37", ["detect", "fit", "--data", str(d / "huge.csv"), "--out",
+                                                 str(s / "det-huge"), "--epochs", "2", "--quiet"], expect=0),
+        # memory: estimated before anything is allocated
+        Case("memory: --hidden-dims 100000000", train("images.npz", "--hidden-dims", "100000000")),
+        Case("memory: --model iwae --k 100000000", train("images.npz", "--model", "iwae", "--k", "100000000")),
+        Case("memory: --image-size 3000x3000", train("pictures", "--image-size", "3000x3000", "--hidden-dims", "512")),
+        Case("memory: vqvae prior over a 500x500 grid", train_vqvae("pictures", "--image-size", "2000x2000",
+                                                                   "--batch-size", "1")),
+        Case("memory: --arch conv --batch-size 10000000", train("images.npz", "--arch", "conv", "--batch-size",
+                                                                 "10000000")),
         # anomaly detection
         Case("detect: fit on a CSV with NaN", ["detect", "fit", "--data", str(d / "nan.csv"), "--out",
                                                str(p.fresh / "det"), "--epochs", "2", "--quiet"]),
@@ -283,6 +334,11 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         Case("recover: cut metrics line, --resume", ["train", "--resume", str(s / "cut"), "--epochs", "3",
                                                      "--quiet", "--no-report"],
              expect=0, check=epochs_are(s / "cut", 3)),
+        Case("recover: train --tensorboard", ["train", "--data", str(d / "images.npz"), "--out", str(s / "tb"),
+                                              *TINY, "--tensorboard"], expect=0, check=epochs_are(s / "tb", 2)),
+        Case("recover: --resume logs epochs the board lacks", ["train", "--resume", str(s / "tb"), "--epochs", "3",
+                                                               "--quiet", "--no-report"],
+             expect=0, check=board_steps, prepare=board_lacks_epoch_2),
         Case("recover: relative --data, train", ["train", "--data", "d.npz", "--out", "R", *TINY],
              expect=0, prepare=relative_data, cwd=s / "here"),
         Case("recover: relative --data, evaluate elsewhere", ["evaluate", str(s / "here" / "R")],

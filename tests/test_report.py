@@ -133,3 +133,22 @@ def test_tensorboard_logs_scalars_and_pictures(tmp_path, blobs_npz):
     assert [e.step for e in events.Scalars("train_loss")] == [1, 2, 3]
     assert {"val_loss", "kl"} <= set(events.Tags()["scalars"])
     assert {"reconstructions", "samples"} <= set(events.Tags()["images"])
+
+
+def test_a_resumed_run_logs_the_epochs_its_board_lacks_once(tmp_path, blobs_npz):
+    pytest.importorskip("tensorboard")
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = vaekit.train(str(blobs_npz), out=tmp_path / "run", tensorboard=True, **{**NO_REPORT, "epochs": 2})
+    # killed after epoch 2's metrics line, before its scalars reached the board
+    board = run.path / "tensorboard"
+    shutil.rmtree(board)
+    with SummaryWriter(log_dir=str(board)) as writer:
+        writer.add_scalar("train_loss", run.metrics()[0]["train_loss"], 1)
+    vaekit.train(resume=run.path, epochs=3, progress=False)
+    events = EventAccumulator(str(board)).Reload()
+    assert sorted(e.step for e in events.Scalars("train_loss")) == [1, 2, 3]
+    assert [e.step for e in events.Scalars("val_loss")] == [2, 3]

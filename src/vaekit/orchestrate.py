@@ -46,7 +46,7 @@ from .runfolder import (
     foreign_state,
     resume_hint,
 )
-from .tensorboard_log import log_pictures, log_scalars, open_board
+from .tensorboard_log import log_missing, log_pictures, log_scalars, open_board
 from .training import Trainer, resolve_device
 from .units import checked, in_model_units, standardization
 
@@ -132,6 +132,8 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
 
     folder = RunFolder(path)
     board = open_board(folder) if config.train.tensorboard and world.is_main else None
+    if board is not None and state is not None:
+        log_missing(board, folder)
 
     def on_epoch(metrics: dict, trainer: Trainer, improved: bool) -> None:
         if not world.is_main:
