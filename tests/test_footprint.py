@@ -20,11 +20,11 @@ from vaekit.footprint import CHUNK_MEMORY, EVAL_ROWS, estimate
 TOO_LARGE = [
     (["--hidden-dims", "100000000"], "use smaller --hidden-dims"),
     (["--model", "iwae", "--k", "100000000"], "use a smaller --batch-size or --k"),
-    (["--arch", "conv", "--batch-size", "10000000"], "use a smaller --batch-size"),
+    (["--arch", "conv", "--hidden-dims", "100000,100000"], "use smaller --hidden-dims"),
 ]
 
 
-@pytest.mark.parametrize("argv, advice", TOO_LARGE, ids=[a[1] for a, _ in TOO_LARGE])
+@pytest.mark.parametrize("argv, advice", TOO_LARGE, ids=[" ".join(a) for a, _ in TOO_LARGE])
 def test_a_model_too_large_for_memory_is_one_line_before_any_folder(tmp_path, blobs_npz, capsys, argv, advice):
     out = tmp_path / "run"
     assert main(["train", "--data", str(blobs_npz), "--out", str(out), "--quiet", *argv]) == 2
@@ -32,6 +32,12 @@ def test_a_model_too_large_for_memory_is_one_line_before_any_folder(tmp_path, bl
     assert len(err) == 1, err
     assert "training this model would need about" in err[0] and "free" in err[0] and advice in err[0], err
     assert not out.exists()
+
+
+def test_a_batch_larger_than_the_data_is_the_data(tmp_path, blobs_npz):
+    """A batch size past the rows (full-batch training) takes every row: estimated as that, so trained."""
+    assert main(["train", "--data", str(blobs_npz), "--out", str(tmp_path / "run"), "--quiet", "--no-report",
+                 "--epochs", "1", "--batch-size", "100000000"]) == 0
 
 
 def test_images_resized_past_memory_name_image_size(tmp_path, capsys):

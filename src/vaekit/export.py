@@ -33,8 +33,14 @@ class _Standardise(nn.Module):
 
     def __init__(self, detector):
         super().__init__()
-        self.register_buffer("center", torch.as_tensor(detector.center_, dtype=torch.float32))
-        self.register_buffer("scale", torch.as_tensor(detector.scale_, dtype=torch.float32))
+        # The graph computes in float32: a center past its range is its largest number, a scale below
+        # its smallest normal one is that (0 would divide by 0). Where float32 cannot hold a column's
+        # units (a column of 1e12 varying by 1e3), the graph's scores differ from decision_function's.
+        f32 = torch.finfo(torch.float32)
+        center = torch.as_tensor(detector.center_, dtype=torch.float64).clamp(-f32.max, f32.max)
+        self.register_buffer("center", center.float())
+        scale = torch.as_tensor(detector.scale_, dtype=torch.float64).clamp(f32.tiny, f32.max)
+        self.register_buffer("scale", scale.float())
         self.clip = detector.clip_
 
     def forward(self, x):

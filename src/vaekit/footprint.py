@@ -136,8 +136,11 @@ def _estimate(model_cfg, batch_size: int) -> Footprint:
         with torch.no_grad():
             model.objective(x, x, None, y)
 
-    # the step's peak holds the gradients, which the weights count
-    weights, batch, per_row = _parameters(model), _peak(step), -(-_peak(forward) // PROBE_ROWS)
+    weights = _parameters(model)
+    try:  # the step's peak holds the gradients, which the weights count
+        batch, per_row = _peak(step), -(-_peak(forward) // PROBE_ROWS)
+    except (RuntimeError, NotImplementedError):  # a step that asks for values (a model of someone else's):
+        batch, per_row = 0, 0                     # its weights alone are known
     prior = 0
     if model_cfg.model == "vqvae":
         with torch.device("meta"):

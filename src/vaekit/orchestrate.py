@@ -144,7 +144,7 @@ def _fit(config: RunConfig, dataset, path: Path, state: dict | None, world: Worl
         if board is not None:
             log_scalars(board, metrics)
 
-    rows = estimate(config.model, config.train.batch_size).rows(EVAL_ROWS)  # validated and encoded at a time
+    rows = estimate(config.model, _batch(config, len(train_data))).rows(EVAL_ROWS)  # validated and encoded at a time
     trainer = Trainer(model, config.train, device, on_epoch=on_epoch, world=world, run_folder=folder.path,
                       eval_rows=rows)
     if state is not None:
@@ -191,11 +191,17 @@ def _unfinished(folder: RunFolder, config: RunConfig) -> bool:
     return model.unfinished or set(model.priors) != set(kinds)
 
 
-def _check_fits(config: RunConfig, device: torch.device, world: World) -> None:
-    """Refuse a run whose training would not fit this device's free memory (vaekit.footprint)."""
+def _check_fits(config: RunConfig, device: torch.device, world: World, rows: int) -> None:
+    """Refuse a run whose training would not fit this device's free memory (vaekit.footprint);
+    ``rows``: the data's, which bound a batch."""
     folder = Path(config.data.spec).expanduser()
-    check_fits(config.model, config.train.batch_size, device, world.local_size,
+    check_fits(config.model, _batch(config, rows), device, world.local_size,
                image_folder=folder.is_dir() and is_image_folder(folder))
+
+
+def _batch(config: RunConfig, rows: int) -> int:
+    """The largest batch training takes from ``rows`` rows: a batch size past them takes them all."""
+    return max(1, min(config.train.batch_size, rows))
 
 
 def _fits(model, weights: dict) -> bool:
@@ -252,7 +258,7 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
 
     def setup():
         cfg, prepared["data"] = _prepare(config, array, world)
-        _check_fits(cfg, device, world)  # before a folder is made
+        _check_fits(cfg, device, world, len(prepared["data"]))  # before a folder is made
         folder = RunFolder.create(out if out is not None else default_out(cfg.model.model, cfg.data.spec))
         prepared["lock"] = RunLock(folder.path)
         prepared["lock"].clear_temporaries(folder.path)  # of a run trained anew into its folder
@@ -290,7 +296,8 @@ def _resume(run_dir, data=None, report: bool = True, **options) -> Run:
         config = replace(config, train=replace(config.train, **options, world_size=world.size))
         config.validate()
         # a device this machine lacks, or too little memory on it: refused before config.json changes
-        _check_fits(config, resolve_device(config.train.device), world)
+        rows = len(open_source(config.data.spec, config.data.image_size)) if config.data.spec != ARRAY_SPEC else 1
+        _check_fits(config, resolve_device(config.train.device), world, rows)
         # A run stopped before its first checkpoint has nothing to continue: it starts from the beginning.
         state = folder.load_state() if folder.file(STATE).exists() or folder.metrics() else None
         if state is not None and not _fits(build_model(config.model, priors=False), state["model"]):  # before any write

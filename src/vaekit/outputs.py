@@ -24,13 +24,14 @@ SUFFIXES = (".npy", ".csv", ".parquet")
 
 
 def write_rows(out: Path, chunks, n_rows: int, first_row: int, row_shape: tuple[int, ...], columns: list[str],
-               world: World = SINGLE, fmt="%.6g", progress: bool = True) -> Path:
+               world: World = SINGLE, fmt="%.6g", progress: bool = True, dtype=np.float32) -> Path:
     """Write ``chunks`` (this rank's rows, in order, starting at input row ``first_row``) to
     ``out``, which holds ``n_rows`` rows of ``row_shape`` in all.
 
     A chunk is an array (rows, *row_shape), whose flattened values ``columns`` name in CSV
     headers and Parquet columns, or (CSV and Parquet) a dict of one array per column, which
-    keeps each column's type (``fmt`` may then give one format per column).
+    keeps each column's type (``fmt`` may then give one format per column). ``dtype``: a .npy's
+    values (float32; float64 for a table's own values, which must come back as given).
     """
     from tqdm.auto import tqdm
 
@@ -38,14 +39,14 @@ def write_rows(out: Path, chunks, n_rows: int, first_row: int, row_shape: tuple[
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
         raise VaekitError(f"{option('out', out)}: unsupported file type; use {', '.join(SUFFIXES)}")
-    tmp, offset = world.on_main(lambda: _reserve(out, suffix, n_rows, row_shape))
+    tmp, offset = world.on_main(lambda: _reserve(out, suffix, n_rows, row_shape, dtype))
     tmp = Path(tmp)
     part = tmp if world.size == 1 or suffix == ".npy" else _parts(tmp, world.size)[world.rank]
     bar = tqdm(total=n_rows, unit="row", leave=False, disable=None if progress and world.is_main else True,
                desc=out.name)
     try:
         if suffix == ".npy":
-            world.agree(lambda: _write_npy_rows(tmp, offset, chunks, first_row, row_shape, bar, world.size))
+            world.agree(lambda: _write_npy_rows(tmp, offset, chunks, first_row, row_shape, bar, world.size, dtype))
         else:
             world.agree(lambda: _write_table(part, suffix, chunks, columns, fmt, bar, world.size))
         world.on_main(lambda: _finish(tmp, out, suffix, world.size))  # its errors reach every rank
@@ -71,14 +72,14 @@ def _parts(tmp: Path, world_size: int) -> list[Path]:
     return [tmp.with_name(f"{tmp.name}.part{r}") for r in range(world_size)] if world_size > 1 else []
 
 
-def _reserve(out: Path, suffix: str, n_rows: int, row_shape) -> tuple[str, int]:
+def _reserve(out: Path, suffix: str, n_rows: int, row_shape, dtype) -> tuple[str, int]:
     """A temporary file beside ``out`` and where its rows start: a .npy already holds its header
     and room for every row."""
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=suffix)
     os.close(fd)
     if suffix != ".npy":
         return tmp, 0
-    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, *row_shape))
+    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n_rows, *row_shape))
     offset = mm.offset
     del mm  # the header is written and the file sized; the ranks write the rows
     return tmp, offset
@@ -118,14 +119,15 @@ def _write_table(path: Path, suffix: str, chunks, columns, fmt, bar, world_size:
         pa.parquet.write_table(pa.table({c: np.zeros(0, np.float32) for c in columns}), path)
 
 
-def _write_npy_rows(path: Path, offset: int, chunks, first_row: int, row_shape, bar, world_size: int) -> None:
+def _write_npy_rows(path: Path, offset: int, chunks, first_row: int, row_shape, bar, world_size: int,
+                    dtype) -> None:
     """Each chunk into its place in the preallocated file (plain writes: a memory map would keep
     every written page in this process)."""
-    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * 4
+    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     with open(path, "r+b") as f:
         at = first_row
         for chunk in chunks:
-            data = np.ascontiguousarray(chunk, dtype=np.float32)
+            data = np.ascontiguousarray(chunk, dtype=dtype)
             f.seek(offset + at * row_bytes)
             f.write(data.tobytes())
             at += len(data)

@@ -73,13 +73,25 @@ def write_array(out: Path, array, layout: str, columns=None, ncol: int | None = 
             flat = array.reshape(len(array), -1)
             header = ",".join(columns) if columns and len(columns) == flat.shape[1] else \
                 ",".join(f"x{i}" for i in range(flat.shape[1]))
-            np.savetxt(tmp, flat, delimiter=",", header=header, comments="", fmt="%.6g")
+            np.savetxt(tmp, flat, delimiter=",", header=header, comments="", fmt=float_format(flat.dtype))
 
     atomic_write(out, write)
 
 
+def float_format(dtype) -> str:
+    """How a CSV writes values of ``dtype``: float64 (a table in its own units) with every digit
+    it holds, float32 with the six that mean something."""
+    return "%.17g" if str(dtype) == "float64" else "%.6g"
+
+
+def table_units(run) -> dict:
+    """The ``dtype`` and ``fmt`` of row outputs in ``run``'s data units: float64 and every digit
+    for a standardised table (a column of 1e12 keeps its units digits), else float32."""
+    return {"dtype": "float64", "fmt": float_format("float64")} if run.config.data.mean is not None else {}
+
+
 def stream_out(out: Path, ds, chunks, row_shape: tuple[int, ...], columns: list[str], fmt="%.6g",
-               announce: bool = True) -> None:
+               announce: bool = True, dtype: str = "float32") -> None:
     """Write a row output of ``ds`` chunk by chunk (see :mod:`vaekit.outputs`): ``chunks(part)``
     yields the rows of a share of ``ds``; under torchrun each rank computes its own share.
     Rank 0 prints the file's name if ``announce``."""
@@ -89,7 +101,7 @@ def stream_out(out: Path, ds, chunks, row_shape: tuple[int, ...], columns: list[
 
     world = current()
     part = shard(ds, world)
-    write_rows(out, chunks(part), len(ds), world.part(len(ds)).start, row_shape, columns, world, fmt=fmt)
+    write_rows(out, chunks(part), len(ds), world.part(len(ds)).start, row_shape, columns, world, fmt=fmt, dtype=dtype)
     if world.is_main and announce:
         print(out)
 

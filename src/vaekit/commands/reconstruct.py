@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import ROW_SUFFIXES, add_data, add_run, check_output, stream_out, write_array
+from ._common import ROW_SUFFIXES, add_data, add_run, check_output, stream_out, table_units, write_array
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
         for _, recon in r.chunks(part, r.model.reconstruct):
             yield r.to_data_units(recon)
 
-    stream_out(out, ds, chunks, row_shape, list(columns))
+    stream_out(out, ds, chunks, row_shape, list(columns), **table_units(r))
     return 0
