@@ -112,6 +112,14 @@ def varies(run: Path) -> Callable[[str], str | None]:
     return check
 
 
+def filled(folder: Path) -> Callable[[str], str | None]:
+    """The imputed CSV has no empty cell and the given cells as they were."""
+    def check(output: str) -> str | None:
+        text = (folder / "filled.csv").read_text()
+        return "an empty or NaN cell is left" if ",," in text or "nan" in text.lower() else None
+    return check
+
+
 def says(text: str) -> Callable[[str], str | None]:
     return lambda output: None if text in output else f"no line saying {text!r}"
 
@@ -135,7 +143,8 @@ def make_data(d: Path) -> None:
     (d / "table.csv").write_text("a,b,c,d\n" + rows)
     (d / "table-labelled-0.csv").write_text("a,b,c,d,label\n" + rows.replace("\n", ",0\n"))
     (d / "table-wider.csv").write_text("a,b,c,d,e\n" + rows.replace("\n", ",1.0\n"))
-    (d / "nan.csv").write_text("a,b,c,d\n" + rows + "1.0,nan,2.0,3.0\n")
+    (d / "nan.csv").write_text("a,b,c,d\n" + rows + "1.0,nan,2.0,3.0\n1.0,,,4.0\n")
+    (d / "empty-row.csv").write_text("a,b,c,d\n" + rows + ",,,\n")
     (d / "inf.csv").write_text("a,b,c,d\n" + rows + "1.0,inf,2.0,3.0\n")
     (d / "text-column.csv").write_text("a,b,c,d,city\n" + rows.replace("\n", ",Paris\n"))
     (d / "header-only.csv").write_text("a,b,c,d\n")
@@ -223,7 +232,11 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         Case("data: .npy of text", train("text.npy")),
         Case("data: .npy of objects", train("object.npy")),
         Case("data: complex .npy", train("complex.npy")),
-        Case("data: NaN in a CSV", train("nan.csv")),
+        Case("data: NaN and empty cells in a CSV", train("nan.csv", "--out", str(s / "gaps")), expect=0,
+             check=epochs_are(s / "gaps", 2)),
+        Case("data: impute the CSV's empty cells", ["impute", str(s / "gaps"), "--data", str(d / "nan.csv"),
+                                                     "--out", str(s / "filled.csv")], expect=0, check=filled(s)),
+        Case("data: CSV with a row of empty cells", train("empty-row.csv")),
         Case("data: inf in a CSV", train("inf.csv")),
         Case("data: CSV with a text column", train("text-column.csv")),
         Case("data: CSV with only a header", train("header-only.csv")),
@@ -271,11 +284,14 @@ def cases(p: SimpleNamespace) -> tuple[list[Case], list[Case]]:
         Case("memory: --image-size 3000x3000", train("pictures", "--image-size", "3000x3000", "--hidden-dims", "512")),
         Case("memory: vqvae prior over a 500x500 grid", train_vqvae("pictures", "--image-size", "2000x2000",
                                                                    "--batch-size", "1")),
-        Case("memory: --arch conv --batch-size 10000000", train("images.npz", "--arch", "conv", "--batch-size",
-                                                                 "10000000")),
+        Case("memory: --arch conv --hidden-dims 100000,100000", train("images.npz", "--arch", "conv",
+                                                                       "--hidden-dims", "100000,100000")),
+        Case("memory: --batch-size 10000000 on 240 rows", train("images.npz", "--batch-size", "10000000", "--out",
+                                                                str(s / "full-batch")),
+             expect=0, check=epochs_are(s / "full-batch", 2)),
         # anomaly detection
-        Case("detect: fit on a CSV with NaN", ["detect", "fit", "--data", str(d / "nan.csv"), "--out",
-                                               str(p.fresh / "det"), "--epochs", "2", "--quiet"]),
+        Case("detect: fit on a CSV with empty cells", ["detect", "fit", "--data", str(d / "nan.csv"), "--out",
+                                                       str(s / "det-gaps"), "--epochs", "2", "--quiet"], expect=0),
         Case("detect: score data of another width", ["detect", "score", det, "--data", str(d / "table-wider.csv"),
                                                      "--out", str(p.fresh / "scores.csv")]),
         Case("detect: score with labels all 0", ["detect", "score", det, "--data", str(d / "table-labelled-0.csv"),

@@ -99,10 +99,10 @@ def one_error_line(result) -> str:
 
 @pytest.mark.slow
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
-    (tmp_path / "nan.csv").write_text("a,b\n1,nan\n2,3\n")
+    (tmp_path / "inf.csv").write_text("a,b\n1,inf\n2,3\n")
     # in a fresh interpreter, as typed: the exit status and stderr a shell sees
-    line = one_error_line(vaekit_cli("train", "--data", tmp_path / "nan.csv", "--out", tmp_path / "r"))
-    assert "NaN" in line
+    line = one_error_line(vaekit_cli("train", "--data", tmp_path / "inf.csv", "--out", tmp_path / "r"))
+    assert "infinite values" in line
     assert not (tmp_path / "r").exists()
     for argv, says in ((["train", "--data", "no-such-set"], ("unknown dataset", "mnist-5k")),
                        (["evaluate", str(tmp_path / "nowhere")], ("no such run folder",))):

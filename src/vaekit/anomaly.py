@@ -311,6 +311,11 @@ default="auto"
         self.verbose = verbose
 
     # -- input ------------------------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # a table's NaN are missing cells, left out of the score
+        return tags
+
     def _validate_params(self) -> None:
         """Every parameter checked before any work, each failure one clear ValueError."""
         from .likelihoods import NAMES as LIKELIHOODS
@@ -390,7 +395,8 @@ default="auto"
             raise VaekitError(f"X is 1-D (shape ({len(X)},)); Reshape your data: X.reshape(-1, 1) if it is one "
                               "feature, X.reshape(1, -1) if it is one row")
         try:
-            X = check_array(X, accept_sparse=False, dtype="numeric", allow_nd=True,
+            # NaN: a missing cell, which the models leave out (a table's; images refuse it later)
+            X = check_array(X, accept_sparse=False, dtype="numeric", allow_nd=True, ensure_all_finite="allow-nan",
                             ensure_min_samples=2 if fitting else 1, input_name="X")
         except TypeError as e:
             text = str(e).splitlines()[0]

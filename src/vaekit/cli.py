@@ -25,6 +25,7 @@ COMMANDS = {
     "generate": ("sample", "alias of sample"),
     "reconstruct": ("reconstruct", "reconstructions of data through a run's model"),
     "denoise": ("denoise", "denoised copies of noisy inputs"),
+    "impute": ("impute", "a table with its missing cells filled by a run's model"),
     "encode": ("encode", "latent codes (posterior means) of data"),
     "interpolate": ("interpolate", "decode the path between two inputs' codes"),
     "latent": ("latent", "2-D map of the latent space, coloured by label"),
@@ -35,7 +36,7 @@ COMMANDS = {
     "serve": ("serve", "serve a run or detector over HTTP (needs vaekit[serve])"),
 }
 # Commands whose work is shared by the processes torchrun starts; the others run on rank 0 alone.
-DISTRIBUTED = ("train", "detect", "encode", "reconstruct")
+DISTRIBUTED = ("train", "detect", "encode", "reconstruct", "impute")
 
 
 class _Parser(argparse.ArgumentParser):

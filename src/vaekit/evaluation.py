@@ -23,7 +23,7 @@ def evaluate(model, data: Dataset, batch_size: int = 1024, iw_samples: int | Non
     model.eval()
     device = next(model.parameters()).device
     n, dims = len(data), math.prod(data.sample_shape)
-    sums = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0, "sq_err": 0.0, "iw_nll": 0.0}
+    sums = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0, "sq_err": 0.0, "cells": 0, "iw_nll": 0.0}
     codes, kl_dims = [], 0.0
     generator = torch.Generator(device=device).manual_seed(seed + 1)  # importance draws
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -39,11 +39,13 @@ def evaluate(model, data: Dataset, batch_size: int = 1024, iw_samples: int | Non
                 kl_dims = kl_dims + terms.kl_per_dim.sum(0).double().cpu()
             sums["recon"] += terms.recon.sum().item()
             sums["kl"] += terms.kl.sum().item()
-            sums["sq_err"] += (model.reconstruct(x, y) - x).pow(2).sum().item()
+            error = (model.reconstruct(x, y) - x).pow(2)  # a table's missing cells: NaN, left out
+            sums["sq_err"] += error.nansum().item()
+            sums["cells"] += (~torch.isnan(error)).sum().item()
             codes.append(model.codes(x, y).cpu())
             if iw_samples and model.generative:
                 sums["iw_nll"] += iw_nll(model, x, iw_samples, generator=generator, y=y).sum().item()
-    mse = sums["sq_err"] / (n * dims)
+    mse = sums["sq_err"] / max(sums["cells"], 1)  # per observed value
     lo, hi = data.value_range()
     peak = max(hi - lo, 1e-12) if (lo < 0 or hi > 1) else 1.0
     code_var = torch.cat(codes).double().var(dim=0) if n > 1 else torch.zeros(1)

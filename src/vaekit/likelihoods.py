@@ -10,6 +10,9 @@ The decoder returns raw parameters; a likelihood turns them into
   that ``x`` (N, *sample) lacks, such as K draws (K, N, *sample): the result is then (K, N);
 - ``mean(params)``: E[x|z], the reconstruction a user sees.
 
+A table's missing cells (NaN) are left out of the log-likelihood, and a row's sum over its
+observed cells is scaled to the table's width (:func:`full_row`).
+
 Names: ``bernoulli`` (logits; the classic choice for data in [0, 1]), ``gaussian`` (unit
 scale: -log p is half the squared error plus a constant), ``gaussian-learned`` (one learned
 scale per data dimension, so noisy dimensions count less; suits standardised tables),
@@ -31,6 +34,31 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_SCALE_MIN = -5.0  # a learned scale never drops below e^-5 of the data's unit, so no dimension can collapse
 
 
+def observed(x: torch.Tensor) -> torch.Tensor | None:
+    """Which cells of a table batch ``x`` (N, D) hold a value, where any is missing (NaN); None
+    where none is, and for images, which have no missing cells."""
+    if x.dim() != 2 or x.is_meta:  # (the memory estimate's shapes: as if nothing were missing)
+        return None
+    if torch.compiler.is_compiling():  # traced (an ONNX export, torch.compile): the masked path, whatever x holds
+        return ~torch.isnan(x)
+    missing = torch.isnan(x)
+    return ~missing if bool(missing.any()) else None
+
+
+def full_row(total: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """A sum over a row's observed cells, ``total`` (..., N), scaled to the row's full width: the
+    observed cells' mean term times the number of columns. Rows with different numbers of missing
+    cells then score on one scale (an unremarkable row with half its cells missing is not half as
+    unlikely as a whole one), as if each missing cell were as likely as the row's others."""
+    return total * (seen.shape[-1] / seen.sum(-1).clamp_min(1))
+
+
+def _filled(x: torch.Tensor, seen: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """``x`` with its missing cells taken from ``like`` (detached): a finite stand-in whose terms
+    are masked out, so that no NaN reaches a gradient."""
+    return x if seen is None else torch.where(seen, x, like.detach())
+
+
 class BernoulliLikelihood(nn.Module):
     name = "bernoulli"
 
@@ -39,8 +67,12 @@ class BernoulliLikelihood(nn.Module):
         return Independent(Bernoulli(logits=params, validate_args=False), params.dim() - 1)
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        seen = observed(x)
+        x = _filled(x, seen, torch.sigmoid(params))
         bce = F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
-        return -_per_sample(bce, x)
+        if seen is None:
+            return -_per_sample(bce, x)
+        return -full_row(bce.masked_fill(~seen, 0.0).sum(-1), seen)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
@@ -54,7 +86,12 @@ class ContinuousBernoulliLikelihood(nn.Module):
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # The Bernoulli term plus the log normaliser, which torch computes stably near 1/2.
-        return _per_sample(ContinuousBernoulli(logits=params, validate_args=False).log_prob(x), x)
+        seen = observed(x)
+        filled = _filled(x, seen, torch.sigmoid(params))
+        terms = ContinuousBernoulli(logits=params, validate_args=False).log_prob(filled)
+        if seen is None:
+            return _per_sample(terms, x)
+        return full_row(terms.masked_fill(~seen, 0.0).sum(-1), seen)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return ContinuousBernoulli(logits=params, validate_args=False).mean
@@ -79,6 +116,12 @@ class GaussianLikelihood(nn.Module):
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         log_scale = self._log_scale(params)
+        seen = observed(x)
+        if seen is not None:  # a table with missing cells: its observed cells' terms, to full width
+            x = _filled(x, seen, params)  # (a zero error where missing)
+            normaliser = seen.to(log_scale.dtype) @ (log_scale.expand(seen.shape[1:]) + _HALF_LOG_2PI)
+            sq = ((x - params) * torch.exp(-log_scale)).pow(2).sum(-1)
+            return full_row(-0.5 * sq - normaliser, seen)
         # The terms that do not depend on x are summed once, not added to every value: on wide
         # rows each full-size operation costs more than the matrix products of a small batch.
         normaliser = log_scale.expand(x.shape[1:]).sum() + x[0].numel() * _HALF_LOG_2PI

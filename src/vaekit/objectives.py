@@ -134,9 +134,23 @@ def neg_elbo(x: torch.Tensor, out: VAEOutput, weights: KLWeights = HONEST) -> Lo
 
 
 def squared_error(x: torch.Tensor, out: AEOutput) -> LossTerms:
-    """Squared error summed over the data dimensions, per sample."""
-    recon = (out.reconstruction.float() - x).pow(2).flatten(1).sum(1)
+    """Squared error summed over the data dimensions, per sample (a table's missing cells left
+    out, the row's sum scaled to its full width: :func:`vaekit.likelihoods.full_row`)."""
+    recon = masked_squares(out.reconstruction.float(), x)
     return LossTerms(loss=recon, recon=recon, kl=torch.zeros_like(recon))
+
+
+def masked_squares(output: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared errors of ``output`` against ``x`` (divided by ``scale`` per dimension) summed per
+    sample, a table's missing cells of ``x`` left out and its observed sum scaled to full width."""
+    from .likelihoods import full_row, observed
+
+    seen = observed(x)
+    error = output - (x if seen is None else torch.where(seen, x, output.detach()))
+    if scale is not None:
+        error = error / scale
+    squares = error.pow(2).flatten(1).sum(1)
+    return squares if seen is None else full_row(squares, seen)
 
 
 def log_weights(model: VAE, x: torch.Tensor, loc: torch.Tensor, logvar: torch.Tensor,

@@ -26,9 +26,13 @@ def robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flags, counts that are mostly 0, columns that rarely change) the interquartile range is 0;
     the scale is then the median distance from the median of the rows that differ from it
     (a flag's 1 is one unit), and a column that never changes keeps its own units (scale 1).
+    Missing cells (NaN) are left out.
     """
     x = np.asarray(x, dtype=np.float64)
-    q1, center, q3 = np.percentile(x, [25, 50, 75], axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column with no value at all: center 0, scale 1
+        q1, center, q3 = np.nanpercentile(x, [25, 50, 75], axis=0)  # over each column's observed cells
+    center = np.nan_to_num(center)
     scale = (q3 - q1) / NORMAL_IQR
     flat = ~(scale > 0)
     if flat.any():
@@ -38,9 +42,8 @@ def robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: no row off the median
             typical = np.nanmedian(away, axis=0)
         scale[flat] = np.where(np.isfinite(typical) & (typical > 0), typical, 1.0)
-    # (a spread below the smallest normal number would divide by 0 once halved; one beyond float32's
-    # largest cannot be exported, where the units are float32)
-    return center, np.clip(scale, np.finfo(np.float64).tiny, FLOAT32_MAX)
+    # (a spread below the smallest normal number would divide by 0 once halved)
+    return center, np.maximum(scale, np.finfo(np.float64).tiny)
 
 
 def soft_clip(z: torch.Tensor, beyond: float) -> torch.Tensor:

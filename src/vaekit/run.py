@@ -21,7 +21,7 @@ from .data import (
     load_dataset,
     open_lazy,
 )
-from .data.dataset import to_layout
+from .data.dataset import TABULAR, standardize, to_layout
 from .errors import VaekitError, option
 from .evaluation import evaluate as evaluate_model
 from .footprint import EVAL_ROWS, inference_rows
@@ -30,10 +30,11 @@ from .models import build_model
 from .models.base import LatentModel
 from .runfolder import CONFIG, RunFolder
 from .training import resolve_device
-from .units import checked
+from .units import check_shape, checked
 
 BINARIZE_SEED = 2016  # the one fixed binarisation of evaluation data
 SAMPLE_CHUNK = 4096  # samples drawn at a time (Run.sample_chunks)
+IMPUTE_DRAWS = 100  # posterior draws weighed for each row a VAE imputes (Run.impute)
 ARRAY_SPEC = "<array>"  # the data spec recorded for a run trained on an in-memory array
 
 class Run:
@@ -55,8 +56,10 @@ class Run:
         return f"Run({str(self.path)!r}, model={self.config.model.model!r}, data={self.config.data.spec!r})"
 
     # -- data -----------------------------------------------------------------------------
-    def dataset(self, data=None, lazy: bool | None = None, binarize: bool = True) -> Dataset | LazyDataset:
-        """The dataset for ``data``, checked against the model's input shape, in model units.
+    def dataset(self, data=None, lazy: bool | None = None, binarize: bool = True,
+                units: bool = True) -> Dataset | LazyDataset:
+        """The dataset for ``data``, checked against the model's input shape, in model units
+        (``units=False``: in its own).
 
         With ``data=None``: the run's validation split (or its training data when it had none).
         ``lazy=True`` reads a spec's samples only as they are used (bounded memory); by default
@@ -78,7 +81,10 @@ class Run:
             ds = open_lazy(str(data), image_size)
         else:
             ds = as_dataset(data, image_size, name="input")
-        ds = checked(ds, self.config)
+        if units:
+            ds = checked(ds, self.config)
+        else:
+            check_shape(ds, self.config)
         if self.model.n_classes and ds.y is not None and int(ds.y.max()) >= self.model.n_classes:
             raise VaekitError(f"{ds.name} has labels up to {int(ds.y.max())}, but the model knows classes 0 to "
                               f"{self.model.n_classes - 1}")
@@ -148,6 +154,37 @@ class Run:
 
     def reconstruct(self, data=None) -> np.ndarray:
         return self.to_data_units(self._batches(data, self.model.reconstruct))
+
+    def impute(self, data, draws: int = IMPUTE_DRAWS, seed: int = 0) -> np.ndarray:
+        """The table ``data`` with its missing cells (NaN, empty CSV cells) filled by the model
+        from each row's observed cells, which are returned exactly as given; in the data's own
+        units (float64). A VAE averages ``draws`` posterior draws weighted by how well each
+        explains the observed cells (MIWAE); an AE reconstructs and refills a few times."""
+        ds = self.table(data)
+        return np.concatenate([rows for _, rows in self.impute_chunks(ds, draws, seed)])
+
+    def impute_chunks(self, ds, draws: int = IMPUTE_DRAWS, seed: int = 0):
+        """(start, filled rows) of a table dataset in its own units (:meth:`dataset` with
+        ``units=False``), a chunk at a time: :meth:`impute` for data of any size."""
+        cfg = self.config.data
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        with torch.no_grad():
+            for start, raw in ds.chunks(self.rows(EVAL_ROWS), values=True):
+                raw = raw.double()
+                x = raw if cfg.mean is None else standardize(raw, cfg.mean, cfg.std)
+                y = ds.labels(slice(start, start + len(raw)), self.model)
+                filled = self.model.impute(x.float().to(self.device), draws, g,
+                                           y=None if y is None else y.to(self.device))
+                out = self.to_data_units(filled.cpu().numpy())
+                given = raw.numpy()
+                yield start, np.where(np.isnan(given), out, given)
+
+    def table(self, data):
+        """The table ``data`` in its own units (:meth:`dataset` with ``units=False``), read on
+        demand where it is a file; for :meth:`impute_chunks`."""
+        if self.config.data.layout != TABULAR:
+            raise VaekitError("impute fills the missing cells of a table; this run was trained on images")
+        return self.dataset(data, lazy=True, units=False)
 
     def denoise(self, data) -> np.ndarray:
         """Clean copies of noisy ``data``: the reconstruction of a model trained with ``noise``

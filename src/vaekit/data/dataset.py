@@ -166,10 +166,7 @@ class Dataset(Samples):
     def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature mean and standard deviation in float64 (1 where a feature is constant, see
         :func:`feature_scale`)."""
-        x = self.values().double()
-        mean = x.mean(0)
-        std = x.std(0) if len(x) > 1 else torch.zeros(x.shape[1:], dtype=torch.float64)
-        return mean.numpy(), feature_scale(std.numpy(), x.abs().amax(0).numpy())
+        return moments(self.values().double()).stats()
 
     def binarized(self, seed: int) -> Dataset:
         """Each value in [0, 1] replaced by one Bernoulli draw with that probability (seeded)."""
@@ -180,12 +177,67 @@ class Dataset(Samples):
     def value_range(self) -> tuple[float, float]:
         if self.x.dtype == torch.uint8:
             return 0.0, 1.0
-        return float(self.x.min()), float(self.x.max())
+        return value_range(self.x)
 
 
-# A feature's spread below this fraction of its largest value is float64's rounding of a
-# constant, not variation (float64 carries about 16 digits): its scale is 1.
-CONSTANT_SPREAD = 1e-13
+def value_range(x: torch.Tensor) -> tuple[float, float]:
+    """The smallest and largest values of ``x``, its missing cells (NaN) left out."""
+    seen = x[~torch.isnan(x)] if x.is_floating_point() else x
+    return (float(seen.min()), float(seen.max())) if seen.numel() else (0.0, 0.0)
+
+
+@dataclass
+class Moments:
+    """Per-feature count, mean and spread of a table's observed cells, combinable chunk by chunk
+    (Chan et al.'s parallel update), in float64. The deviations are taken of half the values
+    (exact in binary, so two values of float64's limit and opposite signs stay apart by a finite
+    number) and summed in units of ``unit``, so their squares cannot overflow either."""
+
+    n: torch.Tensor
+    mean: torch.Tensor
+    m2: torch.Tensor        # sum of squared deviations of x/2 from its mean, over unit^2
+    unit: torch.Tensor      # a scale of those deviations (> 0)
+    largest: torch.Tensor   # the largest |value|
+
+    def __add__(self, other: Moments) -> Moments:
+        n = self.n + other.n
+        gap = other.mean * 0.5 - self.mean * 0.5
+        unit = torch.maximum(torch.maximum(self.unit, other.unit), gap.abs())
+        delta = gap / unit
+        share = torch.where(n > 0, other.n / n.clamp_min(1), torch.zeros_like(n))
+        return Moments(n, self.mean + (gap * share + gap * share),
+                       self.m2 * (self.unit / unit) ** 2 + other.m2 * (other.unit / unit) ** 2
+                       + delta ** 2 * self.n * share, unit, torch.maximum(self.largest, other.largest))
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation per feature (0 and 1 for a feature with no value; the scale
+        of :func:`feature_scale`)."""
+        half = self.unit * (self.m2 / (self.n - 1).clamp_min(1)).sqrt()
+        std = torch.where(self.n > 1, half + half, torch.zeros_like(half))
+        return self.mean.numpy(), feature_scale(std.numpy(), self.largest.numpy())
+
+
+def moments(x: torch.Tensor) -> Moments:
+    """The :class:`Moments` of a chunk of rows (float64, NaN as missing): deviations from the
+    chunk's median, which neither overflows nor loses the digits of values far from 0 (a column
+    of 1.7e15 that varies by 30)."""
+    seen = ~torch.isnan(x)
+    n = seen.sum(0).to(torch.float64)
+    pivot = torch.nan_to_num(x.nanmedian(0).values) if len(x) else torch.zeros(x.shape[1:], dtype=x.dtype)
+    half = torch.where(seen, x * 0.5 - pivot * 0.5, torch.zeros_like(x))
+    unit = half.abs().amax(0) if len(x) else torch.zeros_like(pivot)
+    unit = torch.where(unit > 0, unit, torch.ones_like(unit))
+    offset = (half / unit).sum(0) / n.clamp_min(1)  # the mean of x/2 - pivot/2, in units
+    m2 = torch.where(seen, half / unit - offset, torch.zeros_like(x)).pow(2).sum(0)
+    mean = pivot + (offset * unit + offset * unit)
+    largest = torch.where(seen, x, torch.zeros_like(x)).abs().amax(0) if len(x) else torch.zeros_like(pivot)
+    return Moments(n, mean, m2, unit, largest)
+
+
+# A feature's spread below this many of float64's rounding steps of its largest value is the
+# rounding of a constant, not variation (an integer column of 1.7e15 that varies by 30 varies).
+CONSTANT_SPREAD = 8 * float(np.finfo(np.float64).eps)
+
 
 
 def feature_scale(std: np.ndarray, largest: np.ndarray) -> np.ndarray:
@@ -196,9 +248,12 @@ def feature_scale(std: np.ndarray, largest: np.ndarray) -> np.ndarray:
 
 
 def standardize(x: torch.Tensor, mean, std) -> torch.Tensor:
-    """(x - mean) / std with the statistics on x's device."""
-    return (x - torch.as_tensor(mean, dtype=x.dtype, device=x.device)) / torch.as_tensor(std, dtype=x.dtype,
-                                                                                         device=x.device)
+    """(x - mean) / std with the statistics on x's device, worked out as (x/2 - mean/2) / (std/2):
+    the same number (halving is exact in binary), but one that cannot overflow where x and the
+    mean lie more than float64's range apart."""
+    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
+    return (x * 0.5 - mean * 0.5) / (std * 0.5)
 
 
 def to_layout(x: torch.Tensor | np.ndarray, layout: str) -> np.ndarray:
@@ -257,28 +312,43 @@ def model_rows(x: np.ndarray, layout: str, name: str, first_row: int = 0) -> np.
     noise, values near float32's limit keep a finite spread.
     Images of wider unsigned integers (16-bit PNGs and TIFFs) are scaled by their type's
     maximum to [0, 1], as uint8 images are by 255 (scikit-image's ``img_as_float`` rule);
-    images of signed integers are refused, their scale unknown (the rule must not depend on
-    which rows a chunk holds).
+    images of signed integers are 0/1 images (int64 is NumPy's default) or refused, their scale
+    unknown (0-255 or 0-65535?): a chunk holding only 0s and 1s reads them as 0 and 1, and the
+    first chunk past 1 stops the read. A table's NaN are missing cells (not an error); infinities are.
     """
     if layout != TABULAR and x.dtype.kind == "u" and x.dtype != np.uint8:
         return model_rows(x.astype(np.float64) / np.iinfo(x.dtype).max, layout, name, first_row)
-    if layout != TABULAR and x.dtype.kind == "i":
-        raise VaekitError(f"{name}: images stored as {x.dtype} (signed integers) have no known brightness scale; "
-                          "store 0-255 images as uint8 (x.astype(np.uint8)), or as floats in [0, 1]")
+    if layout != TABULAR and x.dtype.kind == "i" and x.size and (x.min() < 0 or x.max() > 1):
+        raise VaekitError(f"{name}: images stored as {x.dtype} (signed integers) holding values up to {x.max()} "
+                          "have no known brightness scale; store 0-255 images as uint8 (x.astype(np.uint8)), "
+                          "others as floats in [0, 1]")
     if x.dtype != np.uint8:
         wide = layout == TABULAR and not np.can_cast(x.dtype, np.float32)  # float64, int32, int64
         with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
             x = x.astype(np.float64 if wide else np.float32)
-        finite = np.isfinite(x)
-        if not finite.all():
+        if layout == TABULAR:  # a table's empty cells (NaN) are missing values: models leave them out
+            _check_table(x, name, first_row)
+        elif not (finite := np.isfinite(x)).all():
             bad = np.argwhere(~finite)[0]
-            beyond = "" if layout == TABULAR else ", or too large for float32"
             raise VaekitError(f"{name}: {int((~finite).sum())} NaN or infinite values (first in sample "
-                              f"{first_row + bad[0]}{beyond}); remove, impute or rescale them")
+                              f"{first_row + bad[0]}, or too large for float32); remove, impute or rescale them")
     x = np.ascontiguousarray(from_layout(x, layout))
     if not x.flags.writeable:  # e.g. np.frombuffer over file bytes; torch wants to own writable memory
         x = x.copy()
     return x
+
+
+def _check_table(x: np.ndarray, name: str, first_row: int) -> None:
+    """A table may miss cells (NaN), but not hold infinities, nor a row with no value at all."""
+    infinite = np.isinf(x)
+    if infinite.any():
+        bad = np.argwhere(infinite)[0]
+        raise VaekitError(f"{name}: {int(infinite.sum())} infinite values (first in sample {first_row + bad[0]}); "
+                          "remove or rescale them (empty cells and NaN are taken as missing)")
+    empty = np.isnan(x).all(axis=1) if x.shape[1] else np.zeros(len(x), bool)
+    if empty.any():
+        raise VaekitError(f"{name}: sample {first_row + int(np.argmax(empty))} has no values (every cell is "
+                          "missing); drop such rows")
 
 
 def as_labels(y, n: int, name: str) -> torch.Tensor:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError
-from .dataset import Dataset, Samples, feature_scale, standardize
+from .dataset import Dataset, Samples, moments, standardize, value_range
 from .source import Source
 
 CHUNK_BYTES = 32 << 20  # a chunk's stored size at most, so wide rows do not make huge reads
@@ -165,29 +165,19 @@ class LazyDataset(Samples):
         if not self._range:
             lo, hi = math.inf, -math.inf
             for _, x in self.chunks(values=True):
-                lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+                low, high = value_range(x)
+                lo, hi = min(lo, low), max(hi, high)
             self._range.extend([lo, hi])
         return self._range[0], self._range[1]
 
     def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature mean and standard deviation, as :meth:`Dataset.feature_stats` gives them,
         combined chunk by chunk in float64 (Chan et al.'s parallel update)."""
-        n, mean, m2, largest = 0, None, None, None
+        total = None
         for _, x in self.chunks(values=True):
-            x = x.double()
-            k, mu = x.shape[0], x.mean(0)
-            sq = ((x - mu) ** 2).sum(0)
-            top = x.abs().amax(0)
-            if mean is None:
-                n, mean, m2, largest = k, mu, sq, top
-                continue
-            delta = mu - mean
-            total = n + k
-            mean = mean + delta * (k / total)
-            m2 = m2 + sq + delta ** 2 * (n * k / total)
-            n, largest = total, torch.maximum(largest, top)
-        std = (m2 / (n - 1)).sqrt() if n > 1 else torch.zeros_like(mean)
-        return mean.numpy(), feature_scale(std.numpy(), largest.numpy())
+            part = moments(x.double())
+            total = part if total is None else total + part
+        return total.stats()
 
     def values(self, index=None) -> torch.Tensor:
         if self.mean is not None or self.binarize_seed is not None or self.source.dtype != np.float64:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..likelihoods import LOG_SCALE_MIN
-from ..objectives import squared_error
+from ..objectives import masked_squares, squared_error
 from .base import LatentModel, PointMass, decoder_net, encoder_body
 
 
@@ -51,11 +51,8 @@ class AE(LatentModel):
     def reconstruction_error(self, x: torch.Tensor) -> torch.Tensor:
         """Squared error per sample (N,), each dimension's error in units of its residual scale
         (:meth:`fit_residual_scale`; 1 until fitted, and for a likelihood without a scale)."""
-        error = self.reconstruct(x) - x
         log_scale = getattr(self.likelihood, "log_scale", None)
-        if log_scale is not None:
-            error = error * torch.exp(-log_scale)
-        return error.pow(2).flatten(1).sum(1)
+        return masked_squares(self.reconstruct(x), x, None if log_scale is None else torch.exp(log_scale))
 
     @torch.no_grad()
     def fit_residual_scale(self, x: torch.Tensor) -> None:
@@ -67,5 +64,5 @@ class AE(LatentModel):
         log_scale = getattr(self.likelihood, "log_scale", None)
         if log_scale is None:
             return
-        spread = (self.reconstruct(x) - x).abs().median(0).values * 1.4826
+        spread = (self.reconstruct(x) - x).abs().nanmedian(0).values * 1.4826  # (missing cells left out)
         log_scale.copy_(spread.clamp_min(math.exp(LOG_SCALE_MIN)).log())

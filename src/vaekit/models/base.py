@@ -14,6 +14,8 @@ from ..errors import VaekitError, option
 from .conv import ConvDecoder, ConvEncoder
 from .mlp import mlp
 
+IMPUTE_ROUNDS = 5  # reconstruct-and-fill passes of a model that has no posterior to weigh
+
 
 class PointMass:
     """A distribution with all its mass on one value: what a deterministic autoencoder's
@@ -100,6 +102,19 @@ class LatentModel(nn.Module):
         """The output for each input, deterministic: the decoder's mean at the code's."""
         return self.decode_mean(self.codes(x, y), y)
 
+    @torch.no_grad()
+    def impute(self, x: torch.Tensor, draws: int = 100, generator: torch.Generator | None = None,
+               rounds: int = IMPUTE_ROUNDS, y: torch.Tensor | None = None) -> torch.Tensor:
+        """A table batch ``x`` (N, D) with its missing cells (NaN) filled, its observed cells as
+        they are. Here: reconstruct, put the reconstruction in the missing cells, and again
+        (``rounds`` times), as for any autoencoder; a VAE weighs its posterior draws instead
+        (:meth:`vaekit.models.VAE.impute`)."""
+        seen = ~torch.isnan(x)
+        filled = torch.where(seen, x, torch.zeros_like(x))
+        for _ in range(rounds):
+            filled = torch.where(seen, x, self.reconstruct(filled, y))
+        return filled
+
     def reconstruction_error(self, x: torch.Tensor) -> torch.Tensor:
         """Squared error of :meth:`reconstruct` per sample (N,), summed over the data dimensions."""
         return (self.reconstruct(x) - x).pow(2).flatten(1).sum(1)
@@ -169,8 +184,17 @@ def encoder_body(arch: str, input_shape: tuple[int, ...], hidden_dims: Sequence[
         return enc, enc.out_features
     # No hidden widths: linear maps (with a Gaussian likelihood, probabilistic PCA).
     n_in = math.prod(input_shape)
-    return nn.Sequential(_reshape(nn.Flatten(), input_shape), mlp([n_in, *hidden_dims], final_activation=True)), \
+    first = nn.Flatten() if len(input_shape) > 1 else ZeroFilled()
+    return nn.Sequential(first, mlp([n_in, *hidden_dims], final_activation=True)), \
         (hidden_dims[-1] if hidden_dims else n_in)
+
+
+class ZeroFilled(nn.Module):
+    """A table's missing cells (NaN) as 0, the training mean in standardised units: what the
+    encoder sees of them, as in MIWAE (Mattei and Frellsen, 2019); the likelihood leaves them out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(torch.isnan(x), torch.zeros((), dtype=x.dtype, device=x.device), x)
 
 
 def decoder_net(arch: str, latent_dim: int, input_shape: tuple[int, ...], hidden_dims: Sequence[int]) -> nn.Module:
