@@ -283,3 +283,46 @@ def test_int16_images_are_refused_in_one_line(tmp_path):
     np.save(tmp_path / "i.npy", np.random.default_rng(0).integers(0, 256, (10, 8, 8)).astype(np.int16))
     with pytest.raises(VaekitError, match=r"images stored as int16 .*x.astype\(np.uint8\)"):
         load_dataset(str(tmp_path / "i.npy"), None)
+
+
+def test_statistics_of_columns_at_float64s_limits_and_of_large_integers(tmp_path):
+    from vaekit.data import as_dataset
+
+    rng = np.random.default_rng(0)
+    x = np.column_stack([np.where(rng.random(300) < 0.5, 1.7e308, -1.7e308),   # squares would overflow
+                         1_700_000_000_000_000 + rng.integers(0, 100, 300),      # varies by 30 at 1.7e15
+                         1e200 * rng.normal(size=300)])
+    mean, std = as_dataset(x, None, "x").feature_stats()
+    exact = np.std(x.astype(np.longdouble), 0, ddof=1).astype(np.float64)
+    np.testing.assert_allclose(std, exact, rtol=1e-9)
+    np.testing.assert_allclose(mean[1], np.mean(x[:, 1].astype(np.longdouble)), rtol=1e-15)
+    run = vaekit_train(tmp_path, x)
+    assert np.isfinite(run.metrics()[-1]["val_loss"]) and np.isfinite(run.reconstruct(x)).all()
+
+
+def vaekit_train(tmp_path, x):
+    import vaekit
+
+    return vaekit.train(x, out=tmp_path / "run", hidden_dims=(16,), latent_dim=2, epochs=2, progress=False,
+                        report=False)
+
+
+def test_integer_images_of_0_and_1_are_read_as_0_and_1(tmp_path):
+    x = np.random.default_rng(0).integers(0, 2, (20, 8, 8))  # int64, NumPy's default
+    np.save(tmp_path / "b.npy", x)
+    ds = load_dataset(str(tmp_path / "b.npy"), None)
+    np.testing.assert_array_equal(ds.batch().numpy()[:, 0], x.astype(np.float32))
+
+
+def test_reconstructions_of_a_far_table_keep_their_digits_on_disk(tmp_path):
+    from vaekit.cli import main
+
+    x = 1e12 + 1e3 * np.random.default_rng(0).normal(size=(100, 3))
+    np.save(tmp_path / "t.npy", x)
+    run = vaekit_train(tmp_path, x)
+    for name in ("r.npy", "r.csv"):
+        assert main(["reconstruct", str(run.path), "--data", str(tmp_path / "t.npy"),
+                     "--out", str(tmp_path / name)]) == 0
+    saved = np.load(tmp_path / "r.npy")
+    assert saved.dtype == np.float64 and len(np.unique(saved[:, 0])) > 50  # float32 held one value
+    np.testing.assert_array_equal(np.loadtxt(tmp_path / "r.csv", delimiter=",", skiprows=1), saved)
