@@ -412,7 +412,7 @@ default="auto"
             raise VaekitError(text) from None
         if X.ndim > 2 and 0 in X.shape[1:]:
             raise VaekitError(f"X's samples hold no values (shape {X.shape}); give at least one value per sample")
-        # (a table is brought to its robust units in float64, so any finite value will do)
+        # (a table is brought to its robust units in float64 and soft-clipped: any finite value will do)
         if X.ndim > 2 and X.dtype.kind == "f" and X.dtype.itemsize > 4 and X.size and \
                 np.abs(X).max() > np.finfo(np.float32).max:
             raise VaekitError(f"X holds values up to {np.abs(X).max():.3g}, beyond what float32 holds; rescale the "

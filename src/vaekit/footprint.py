@@ -31,6 +31,7 @@ FLOAT = 4  # bytes: training runs in float32 (bf16 autocast only makes the activ
 TRAINING_COPIES = 4  # each parameter, its gradient, and Adam's first and second moments
 CHUNK_MEMORY = 256 << 20  # bytes a chunk of rows evaluated without gradients may always take
 PROBE_ROWS = 64  # rows the forward pass without gradients is measured on, per row after
+EVAL_ROWS = 1024  # the most rows validation and evaluation take at a time
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,15 @@ class Footprint:
         return self.weights + max(self.batch, self.evaluation, self.prior)
 
 
-EVAL_ROWS = 1024  # the most rows validation and evaluation take at a time
-
 
 class _LiveBytes(TorchDispatchMode):
     """The most bytes of tensor storage alive at once among the tensors operations make while
-    this mode is on (a storage shared by views counts once; it is freed with its last tensor)."""
+    this mode is on (a storage shared by views counts once; it is freed with its last tensor).
+
+    A tensor autograd saves for the backward pass keeps its Python object (PyTorch preserves it
+    while the tensor lives), so its finaliser runs when the tensor is freed. Views an operation
+    makes of a parameter (a linear layer's transposed weight) count the parameter's storage once
+    more: the estimate errs high by the weights, never low."""
 
     def __init__(self):
         super().__init__()

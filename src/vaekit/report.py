@@ -14,6 +14,7 @@ from . import plots
 from .atomic import atomic_write
 from .data.dataset import from_layout, to_layout
 from .errors import VaekitError
+from .footprint import EVAL_ROWS
 from .images import grid_png, pairs
 
 REPORT = "report.html"
@@ -157,7 +158,7 @@ def build_run_report(run, data=None) -> str:
         ds = ds.subset(torch.linspace(0, len(ds) - 1, MAX_POINTS).long())
     layout = run.config.data.layout
     sections = [("Run", _summary(run, metrics))]
-    m = evaluate(run.model, ds, run.rows(1024))
+    m = evaluate(run.model, ds, run.rows(EVAL_ROWS))
     shown = {k: v for k, v in m.items() if k != "kl_per_dim" and v is not None}
     sections.append((f"Metrics on {ds.name} ({len(ds)} samples)", table(list(shown.items()))))
     if metrics:

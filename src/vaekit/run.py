@@ -103,13 +103,13 @@ class Run:
         """(start, ``fn(x, y)`` as a NumPy array) over a dataset from :meth:`dataset`, chunk by
         chunk in order (y: labels for a conditional model, else None): bounded memory for any size."""
         with torch.no_grad():
-            for start, x in ds.chunks(batch_size or self.rows(4096)):
+            for start, x in ds.chunks(self.rows(4096) if batch_size is None else batch_size):
                 y = ds.labels(slice(start, start + len(x)), self.model)
                 yield start, fn(x.to(self.device), None if y is None else y.to(self.device)).cpu().numpy()
 
     def _batches(self, data, fn, batch_size: int | None = None) -> np.ndarray:
         """``fn(x, y)`` over the data in batches, concatenated."""
-        rows = batch_size or self.rows(EVAL_ROWS)
+        rows = self.rows(EVAL_ROWS) if batch_size is None else batch_size
         return np.concatenate([out for _, out in self.chunks(self.dataset(data), fn, rows)])
 
     def _label_tensor(self, label: int | None, n: int, start: int = 0) -> torch.Tensor | None:
@@ -214,7 +214,7 @@ class Run:
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise VaekitError(f"{option('temperature')} must be a positive number, got {temperature}")
         g = torch.Generator(device=self.device).manual_seed(seed)
-        chunk = chunk or self.rows(SAMPLE_CHUNK)
+        chunk = self.rows(SAMPLE_CHUNK) if chunk is None else chunk
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             y = self._label_tensor(label, m, start)  # each class in turn carries on across chunks

@@ -141,7 +141,8 @@ class Dataset(Samples):
         """On ``device``, as float32 when that copy stays under ``max_float_bytes``.
 
         Converting once saves a cast per batch (a few % of a small model's step); past the
-        limit uint8 stays, at a quarter of the memory.
+        limit uint8 stays, at a quarter of the memory, and an unstandardised float64 table at
+        twice (each batch is cast).
         """
         data = self.to(device)
         if data.x.dtype in (torch.uint8, torch.float64) and data.x.numel() * 4 <= max_float_bytes:

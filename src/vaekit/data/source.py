@@ -25,7 +25,7 @@ class Source:
     name: str
     layout: str
     sample_shape: tuple[int, ...]  # one sample in the model's layout: (D,) or (C, H, W)
-    dtype: np.dtype                # of the rows ``take`` returns: uint8, float32 (images), float64 (tables)
+    dtype: np.dtype                # of the rows ``take`` returns: uint8, float32, or float64 (a table wider)
     labels: np.ndarray | None      # int64 (N,), small enough to keep in memory
     columns: tuple[str, ...] | None = None
     class_names: tuple[str, ...] | None = None  # labels given as names: ``labels`` index these
