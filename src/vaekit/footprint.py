@@ -58,7 +58,6 @@ class Footprint:
         return self.weights + max(self.batch, self.evaluation, self.prior)
 
 
-
 class _LiveBytes(TorchDispatchMode):
     """The most bytes of tensor storage alive at once among the tensors operations make while
     this mode is on (a storage shared by views counts once; it is freed with its last tensor).
@@ -110,9 +109,10 @@ def _parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters()) * FLOAT
 
 
-def _meta_batch(shape: tuple[int, ...], n: int, n_classes: int):
-    x = torch.zeros(n, *shape, device="meta")
-    y = torch.zeros(n, dtype=torch.long, device="meta") if n_classes else None
+def _zeros(shape: tuple[int, ...], n: int, n_classes: int, device="meta"):
+    """A batch of ``n`` rows of zeros and, for a conditional model, labels: what a probe runs on."""
+    x = torch.zeros(n, *shape, device=device)
+    y = torch.zeros(n, dtype=torch.long, device=device) if n_classes else None
     return x, y
 
 
@@ -132,11 +132,11 @@ def _estimate(model_cfg, batch_size: int) -> Footprint:
     shape, classes = tuple(model_cfg.input_shape), model_cfg.n_classes
 
     def step():
-        x, y = _meta_batch(shape, batch_size, classes)
+        x, y = _zeros(shape, batch_size, classes)
         model.objective(x, x, None, y).loss.sum().backward()
 
     def forward():
-        x, y = _meta_batch(shape, PROBE_ROWS, classes)
+        x, y = _zeros(shape, PROBE_ROWS, classes)
         with torch.no_grad():
             model.objective(x, x, None, y)
 
@@ -164,9 +164,8 @@ def inference_rows(model: torch.nn.Module, model_cfg, batch_size: int, most: int
     Where ``most`` rows take under :data:`CHUNK_MEMORY` so counted, as they do for most models,
     that is the answer; otherwise the estimate decides (it runs under a dispatch mode, whose first
     use imports a second's worth of torch, which training has paid for already)."""
-    device = next(model.parameters()).device
-    x = torch.zeros(2, *model_cfg.input_shape, device=device)  # real rows: two are enough to count
-    y = torch.zeros(2, dtype=torch.long, device=device) if model_cfg.n_classes else None
+    # real rows, on the model's device: two are enough to count
+    x, y = _zeros(tuple(model_cfg.input_shape), 2, model_cfg.n_classes, next(model.parameters()).device)
     sizes: list[int] = []
 
     def count(_, __, output):

@@ -53,10 +53,18 @@ def full_row(total: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
     return total * (seen.shape[-1] / seen.sum(-1).clamp_min(1))
 
 
-def _filled(x: torch.Tensor, seen: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+def filled_in(x: torch.Tensor, seen: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     """``x`` with its missing cells taken from ``like`` (detached): a finite stand-in whose terms
     are masked out, so that no NaN reaches a gradient."""
     return x if seen is None else torch.where(seen, x, like.detach())
+
+
+def row_sum(terms: torch.Tensor, x: torch.Tensor, seen: torch.Tensor | None) -> torch.Tensor:
+    """Per-cell ``terms`` (..., N, *sample) summed per sample: over every cell, or (``seen``, a
+    table with missing cells) over the observed ones, scaled to full width (:func:`full_row`)."""
+    if seen is None:
+        return _per_sample(terms, x)
+    return full_row(terms.masked_fill(~seen, 0.0).sum(-1), seen)
 
 
 class BernoulliLikelihood(nn.Module):
@@ -68,11 +76,8 @@ class BernoulliLikelihood(nn.Module):
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         seen = observed(x)
-        x = _filled(x, seen, torch.sigmoid(params))
-        bce = F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
-        if seen is None:
-            return -_per_sample(bce, x)
-        return -full_row(bce.masked_fill(~seen, 0.0).sum(-1), seen)
+        x = filled_in(x, seen, torch.sigmoid(params))
+        return -row_sum(F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none"), x, seen)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
@@ -87,11 +92,8 @@ class ContinuousBernoulliLikelihood(nn.Module):
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # The Bernoulli term plus the log normaliser, which torch computes stably near 1/2.
         seen = observed(x)
-        filled = _filled(x, seen, torch.sigmoid(params))
-        terms = ContinuousBernoulli(logits=params, validate_args=False).log_prob(filled)
-        if seen is None:
-            return _per_sample(terms, x)
-        return full_row(terms.masked_fill(~seen, 0.0).sum(-1), seen)
+        x = filled_in(x, seen, torch.sigmoid(params))
+        return row_sum(ContinuousBernoulli(logits=params, validate_args=False).log_prob(x), x, seen)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return ContinuousBernoulli(logits=params, validate_args=False).mean
@@ -118,7 +120,7 @@ class GaussianLikelihood(nn.Module):
         log_scale = self._log_scale(params)
         seen = observed(x)
         if seen is not None:  # a table with missing cells: its observed cells' terms, to full width
-            x = _filled(x, seen, params)  # (a zero error where missing)
+            x = filled_in(x, seen, params)  # (a zero error where missing)
             normaliser = seen.to(log_scale.dtype) @ (log_scale.expand(seen.shape[1:]) + _HALF_LOG_2PI)
             sq = ((x - params) * torch.exp(-log_scale)).pow(2).sum(-1)
             return full_row(-0.5 * sq - normaliser, seen)

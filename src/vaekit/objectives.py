@@ -143,14 +143,13 @@ def squared_error(x: torch.Tensor, out: AEOutput) -> LossTerms:
 def masked_squares(output: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """Squared errors of ``output`` against ``x`` (divided by ``scale`` per dimension) summed per
     sample, a table's missing cells of ``x`` left out and its observed sum scaled to full width."""
-    from .likelihoods import full_row, observed
+    from .likelihoods import filled_in, observed, row_sum
 
     seen = observed(x)
-    error = output - (x if seen is None else torch.where(seen, x, output.detach()))
+    error = output - filled_in(x, seen, output)
     if scale is not None:
         error = error / scale
-    squares = error.pow(2).flatten(1).sum(1)
-    return squares if seen is None else full_row(squares, seen)
+    return row_sum(error.pow(2), x, seen)
 
 
 def log_weights(model: VAE, x: torch.Tensor, loc: torch.Tensor, logvar: torch.Tensor,

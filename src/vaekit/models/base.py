@@ -109,8 +109,7 @@ class LatentModel(nn.Module):
         they are. Here: reconstruct, put the reconstruction in the missing cells, and again
         (``rounds`` times), as for any autoencoder; a VAE weighs its posterior draws instead
         (:meth:`vaekit.models.VAE.impute`)."""
-        seen = ~torch.isnan(x)
-        filled = torch.where(seen, x, torch.zeros_like(x))
+        seen, filled = ~torch.isnan(x), x  # (the encoder takes the missing cells as 0: ZeroFilled)
         for _ in range(rounds):
             filled = torch.where(seen, x, self.reconstruct(filled, y))
         return filled
