@@ -340,16 +340,12 @@ def model_rows(x: np.ndarray, layout: str, name: str, first_row: int = 0) -> np.
 
 
 def _check_table(x: np.ndarray, name: str, first_row: int) -> None:
-    """A table may miss cells (NaN), but not hold infinities, nor a row with no value at all."""
+    """A table may miss cells (NaN), even every cell of a row, but not hold infinities."""
     infinite = np.isinf(x)
     if infinite.any():
         bad = np.argwhere(infinite)[0]
         raise VaekitError(f"{name}: {int(infinite.sum())} infinite values (first in sample {first_row + bad[0]}); "
                           "remove or rescale them (empty cells and NaN are taken as missing)")
-    empty = np.isnan(x).all(axis=1) if x.shape[1] else np.zeros(len(x), bool)
-    if empty.any():
-        raise VaekitError(f"{name}: sample {first_row + int(np.argmax(empty))} has no values (every cell is "
-                          "missing); drop such rows")
 
 
 def as_labels(y, n: int, name: str) -> torch.Tensor:
