@@ -79,13 +79,15 @@ def write_array(out: Path, array, layout: str, columns=None, ncol: int | None = 
 
 
 def float_format(dtype) -> str:
-    """How a CSV writes values of ``dtype``: float64 (a table in its own units) with every digit
-    it holds, float32 with the six that mean something."""
-    return "%.17g" if str(dtype) == "float64" else "%.6g"
+    """How a CSV writes values of ``dtype``: float64 (a table in its own units) with 15
+    significant digits, which give back any decimal of up to 15 digits exactly (a column of 1e12
+    keeps its units digits, 36.44 stays 36.44, not 36.439999999999998); float32 with the six that
+    mean something."""
+    return "%.15g" if str(dtype) == "float64" else "%.6g"
 
 
 def table_units(run) -> dict:
-    """The ``dtype`` and ``fmt`` of row outputs in ``run``'s data units: float64 and every digit
+    """The ``dtype`` and ``fmt`` of row outputs in ``run``'s data units: float64 and 15 digits
     for a standardised table (a column of 1e12 keeps its units digits), else float32."""
     return {"dtype": "float64", "fmt": float_format("float64")} if run.config.data.mean is not None else {}
 

@@ -33,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
         for _, rows in r.impute_chunks(part, seed=args.seed):
             yield rows
 
-    # the observed cells as given: float64 in a .npy, every digit in a CSV
+    # the observed cells as given: float64 in a .npy, 15 significant digits in a CSV
     stream_out(out, ds, chunks, tuple(ds.sample_shape), list(columns), fmt=float_format("float64"), dtype="float64")
     return 0
