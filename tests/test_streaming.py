@@ -109,9 +109,10 @@ def test_parquet_files_and_folders_are_tables_with_labels(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"a": [1.0, 2.0], "city": ["x", "y"]}), tmp_path / "bad.parquet")
-    with pytest.raises(VaekitError, match="column\\(s\\) 'city' are not numeric"):
-        open_lazy(str(tmp_path / "bad.parquet"))
+    pq.write_table(pa.table({"a": [1.0, 2.0], "city": ["x", None]}), tmp_path / "text.parquet")
+    text = open_lazy(str(tmp_path / "text.parquet"))  # a text column: categories, the null a missing cell
+    assert text.schema.names == ["a", "city"] and text.schema.columns[1].levels == ("x",)
+    np.testing.assert_array_equal(text.batch(slice(0, 2)).numpy(), [[1, 1, 0], [2, np.nan, np.nan]])
     pq.write_table(pa.table({"a": [1.0, None]}), tmp_path / "nan.parquet")  # a null: a missing cell
     assert torch.isnan(load_dataset(str(tmp_path / "nan.parquet")).x[1, 0])
 
@@ -130,7 +131,7 @@ def test_parquet_from_pandas_damaged_files_and_mixed_folders(tmp_path):
     (tmp_path / "mixed").mkdir()
     pq.write_table(pa.table({"a": [1.0]}), tmp_path / "mixed" / "1.parquet")
     pq.write_table(pa.table({"a": ["s"]}), tmp_path / "mixed" / "2.parquet")
-    with pytest.raises(VaekitError, match="2.parquet: column\\(s\\) 'a' are not numeric"):
+    with pytest.raises(VaekitError, match="2.parquet: column\\(s\\) 'a' hold text, where .*1.parquet holds numbers"):
         open_lazy(str(tmp_path / "mixed"))
 
     x = np.random.default_rng(0).normal(size=(4000, 3)).astype(np.float32)

@@ -15,20 +15,22 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import VaekitError, option
 from .bundled import BUNDLED, DOWNLOADS, load_cifar10, load_digits, load_idx_download, load_mnist_5k
-from .dataset import Dataset, from_arrays
+from .dataset import Dataset, from_arrays, table_dataset
 from .files import load_csv, load_npz
 from .idx import idx_pairs, load_idx_folder
 from .images import ImageFolderSource, is_image_folder
 from .lazy import LazyDataset
 from .parquet import ParquetSource, is_parquet_folder
+from .schema import Schema, array_columns, frame_columns, is_frame, needs_schema
 from .source import MemorySource, NpySource, Source
 
-__all__ = ["Dataset", "LazyDataset", "Source", "absolute_spec", "as_dataset", "check_resizable", "from_arrays",
-           "load_dataset", "open_dataset", "open_lazy", "open_source", "parse_image_size", "parse_size",
+__all__ = ["Dataset", "LazyDataset", "Schema", "Source", "absolute_spec", "as_dataset", "check_resizable",
+           "from_arrays", "load_dataset", "open_dataset", "open_lazy", "open_source", "parse_image_size", "parse_size",
            "default_memory_budget", "shard"]
 
 PARTS = ("train", "test")
@@ -75,9 +77,10 @@ def check_resizable(spec: str, image_size) -> None:
                           "leave it out, or resize the arrays before training")
 
 
-def open_source(spec: str, image_size: tuple[int, int] | None = None) -> Source:
+def open_source(spec: str, image_size: tuple[int, int] | None = None, schema=None, column_types=None) -> Source:
     """Resolve a data spec (see the module docstring) into a :class:`Source`, reading no samples
-    where the format allows it."""
+    where the format allows it. A table's columns are read with ``schema`` (a run's
+    :class:`~vaekit.data.schema.Schema`), or one inferred with ``column_types``."""
     spec = str(spec)
     path = Path(spec).expanduser()
     part = None
@@ -102,30 +105,31 @@ def open_source(spec: str, image_size: tuple[int, int] | None = None) -> Source:
             if is_image_folder(path):
                 return ImageFolderSource(path, image_size)
             if is_parquet_folder(path):
-                return ParquetSource(path)
+                return ParquetSource(path, schema, column_types)
             raise VaekitError(f"{path}: the folder holds no IDX files, no PNG/JPEG images and no Parquet files")
         suffix = path.suffix.lower()
         if suffix == ".npy":
             return NpySource(path)
         if suffix == ".parquet":
-            return ParquetSource(path)
-        loaders = {".npz": load_npz, ".csv": load_csv}
-        if suffix not in loaders:
+            return ParquetSource(path, schema, column_types)
+        if suffix == ".csv":
+            return MemorySource(load_csv(path, schema, column_types))
+        if suffix != ".npz":
             raise VaekitError(f"{path}: unsupported file type {path.suffix!r}; use .npy, .npz, .csv, .parquet, "
                               "an IDX folder or an image folder")
-        return MemorySource(loaders[suffix](path))
+        return MemorySource(load_npz(path))
     except PermissionError:
         raise VaekitError(f"{path}: permission denied; make the file readable") from None
 
 
-def open_lazy(spec: str, image_size: tuple[int, int] | None = None) -> LazyDataset:
+def open_lazy(spec: str, image_size: tuple[int, int] | None = None, schema=None) -> LazyDataset:
     """The data of a spec, read a chunk at a time as it is used."""
-    return LazyDataset(open_source(spec, image_size))
+    return LazyDataset(open_source(spec, image_size, schema))
 
 
-def load_dataset(spec: str, image_size: tuple[int, int] | None = None) -> Dataset:
+def load_dataset(spec: str, image_size: tuple[int, int] | None = None, schema=None, column_types=None) -> Dataset:
     """Resolve a data spec (see the module docstring) into an in-memory :class:`Dataset`."""
-    return open_source(spec, image_size).load()
+    return open_source(spec, image_size, schema, column_types).load()
 
 
 def parse_size(text) -> int:
@@ -156,9 +160,10 @@ def format_size(n: int) -> str:
     return f"{n}B"
 
 
-def open_dataset(spec, image_size: tuple[int, int] | None, budget: int) -> tuple[Dataset | LazyDataset, str]:
+def open_dataset(spec, image_size: tuple[int, int] | None, budget: int,
+                 column_types=None) -> tuple[Dataset | LazyDataset, str]:
     """The data of ``spec`` in memory if it fits ``budget`` bytes, else read on demand; and why."""
-    source = open_source(spec, image_size)
+    source = open_source(spec, image_size, column_types=column_types)
     size, limit = format_size(source.nbytes), format_size(budget)
     if isinstance(source, MemorySource) or source.nbytes <= budget:
         return source.load(), f"in memory: {size} of data within the {limit} memory budget"
@@ -173,12 +178,21 @@ def shard(data, world):
     return data.subset(torch.arange(rows.start, rows.stop))
 
 
-def as_dataset(data, image_size: tuple[int, int] | None = None, name: str = "array") -> Dataset:
-    """A spec (str or Path), a :class:`Dataset`, or an array / tensor in a data layout -> Dataset."""
+def as_dataset(data, image_size: tuple[int, int] | None = None, name: str = "array", schema=None,
+               column_types=None) -> Dataset:
+    """A spec (str or Path), a :class:`Dataset`, a DataFrame, or an array / tensor in a data
+    layout -> Dataset. A table with text, category or bool columns (a DataFrame, a 2-D array of
+    objects) is read with ``schema``, or one inferred with ``column_types``."""
     if isinstance(data, (Dataset, LazyDataset)):
         return data
     if isinstance(data, (str, os.PathLike)):
-        return load_dataset(str(data), image_size)
+        return load_dataset(str(data), image_size, schema, column_types)
     if hasattr(data, "detach"):  # a torch tensor
         data = data.detach().cpu().numpy()
+    if is_frame(data):
+        return table_dataset(*frame_columns(data), name=name, schema=schema, column_types=column_types)
+    if schema is not None or column_types or needs_schema(data):
+        x = np.asarray(data)
+        if x.ndim == 2:
+            return table_dataset(*array_columns(x), name=name, schema=schema, column_types=column_types)
     return from_arrays(data, name=name)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError, option
+from .schema import Schema
 
 # How the user's own files hold the samples; outputs are written back in the same layout.
 TABULAR, GRAY, CHANNEL_LAST = "tabular", "gray", "channel-last"
@@ -90,6 +91,7 @@ class Dataset(Samples):
     columns: tuple[str, ...] | None = None
     is_standardized: bool = False  # x already holds (x - mean) / std, so it is not scaled twice
     class_names: tuple[str, ...] | None = None  # labels given as names: y indexes these (sorted)
+    schema: Schema | None = None  # a table with binary or categorical columns: how x encodes them
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -357,6 +359,20 @@ def as_labels(y, n: int, name: str) -> torch.Tensor:
     if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
         raise VaekitError(f"{name}: labels must be whole numbers (class indices)")
     return torch.from_numpy(y.astype(np.int64))
+
+
+def table_dataset(names, columns, y=None, *, name: str, schema: Schema | None = None, column_types=None,
+                  class_names=None) -> Dataset:
+    """A table given as raw columns (text, numbers, bools, with missing cells) as a
+    :class:`Dataset` of model columns: encoded with ``schema``, or one inferred from the columns
+    (and ``column_types``); a table of numbers alone keeps no schema."""
+    if schema is None:
+        schema = Schema.infer(names, columns, column_types, name)
+    x = schema.encode(names, columns, name)
+    if not len(x):
+        raise VaekitError(f"{name}: the dataset is empty; give a file with at least one sample")
+    data = from_arrays(x, y, name=name, columns=schema.model_names(), class_names=class_names)
+    return replace(data, schema=None if schema.plain else schema)
 
 
 def from_arrays(x, y=None, *, name: str, columns=None, class_names=None) -> Dataset:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VaekitError
-from .dataset import Dataset, from_arrays
+from .dataset import Dataset, from_arrays, table_dataset
+from .schema import Schema
 
 LABEL_COLUMNS = ("label", "y")
 
@@ -38,12 +39,14 @@ def _is_number(s: str) -> bool:
         return False
 
 
-def load_csv(path: Path) -> Dataset:
-    """Numeric columns become features; a column named ``label`` or ``y`` holds the labels."""
+def load_csv(path: Path, schema: Schema | None = None, column_types=None) -> Dataset:
+    """Columns of numbers, text and yes/no values become features (see :mod:`vaekit.data.schema`;
+    ``schema``: the run's, which a later file is read with); empty cells and ``NA`` are missing; a
+    column named ``label`` or ``y`` holds the labels."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM is not part of the first name
             rows = [r for r in csv.reader(f) if r]
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise VaekitError(f"{path}: cannot read it as a text CSV file ({e})") from None
     if not rows:
         raise VaekitError(f"{path}: the file is empty; give a CSV with one row per sample")
@@ -55,7 +58,7 @@ def load_csv(path: Path) -> Dataset:
     for line, r in enumerate(body, start=2 if has_header else 1):
         if len(r) != len(header):
             raise VaekitError(f"{path}: line {line} has {len(r)} fields, expected {len(header)}")
-    columns = list(zip(*body))
+    columns = [np.array(c, dtype=object) for c in zip(*body)]
 
     label_at = [i for i, h in enumerate(header) if h.lower() in LABEL_COLUMNS]
     if len(label_at) > 1:
@@ -71,18 +74,9 @@ def load_csv(path: Path) -> Dataset:
             class_names = tuple(sorted(set(raw)))
             index = {v: i for i, v in enumerate(class_names)}
             y = np.array([index[v] for v in raw])
-
-    features, names = [], []
-    for i, (h, col) in enumerate(zip(header, columns)):
-        if i == label_at:
-            continue
-        try:
-            features.append(np.array([float(v) if v.strip() else np.nan for v in col], dtype=np.float64))
-        except ValueError:
-            bad = next(v for v in col if v.strip() and not _is_number(v))
-            raise VaekitError(f"{path}: column {h!r} is not numeric (value {bad!r}); drop or encode it "
-                              "as numbers") from None
-        names.append(h)
+    names = [h for i, h in enumerate(header) if i != label_at]
+    features = [c for i, c in enumerate(columns) if i != label_at]
     if not features:
         raise VaekitError(f"{path}: no feature columns besides the label")
-    return from_arrays(np.stack(features, axis=1), y, name=str(path), columns=names, class_names=class_names)
+    return table_dataset(names, features, y, name=str(path), schema=schema, column_types=column_types,
+                         class_names=class_names)

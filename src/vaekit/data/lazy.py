@@ -61,6 +61,7 @@ class LazyDataset(Samples):
     sample_shape = property(lambda self: tuple(self.source.sample_shape))
     is_standardized = property(lambda self: self.mean is not None)
     class_names = property(lambda self: self.source.class_names)
+    schema = property(lambda self: self.source.schema)
 
     @property
     def nbytes(self) -> int:

@@ -1,6 +1,7 @@
 """Tables in Parquet: one file, or a folder of files with the same columns, read in row groups.
 
-Numeric columns are the features; a column named ``label`` or ``y`` holds the labels (class
+Columns of numbers, text, categories and bools are the features (:mod:`vaekit.data.schema`;
+nulls are missing cells); a column named ``label`` or ``y`` holds the labels (class
 names are numbered in sorted order, as for CSV). Needs pyarrow (``pip install
 'vaekit[parquet]'``), imported only when a Parquet file is opened or written.
 """
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..errors import VaekitError
 from .dataset import TABULAR, model_rows
+from .schema import Schema
 from .source import Source
 
 LABEL_COLUMNS = ("label", "y")
@@ -43,29 +45,32 @@ def is_parquet_folder(path: Path) -> bool:
 class ParquetSource(Source):
     """Rows of one or more Parquet files; a read decodes only the row groups it touches."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, schema: Schema | None = None, column_types=None):
         pa = pyarrow()
         self.name = str(path)
         self.files = [str(f) for f in parquet_files(path)]
-        schema, groups = None, []
+        arrow, groups = None, []
         for f in self.files:
             meta = self._open(f).metadata
             this = meta.schema.to_arrow_schema()
-            if schema is None:
-                schema = this
-            elif this.names != schema.names:
+            if arrow is None:
+                arrow = this
+            elif this.names != arrow.names:
                 raise VaekitError(f"{f}: its columns differ from those of {self.files[0]}; every file of a "
                                   "Parquet folder needs the same columns")
-            bad = [c for c in this.names if not _is_numeric(pa, this.field(c).type) and c not in
-                   _index_columns(this) and c.strip().lower() not in LABEL_COLUMNS]
-            if bad:
-                raise VaekitError(f"{f}: column(s) {', '.join(map(repr, bad))} are not numeric; drop them or "
-                                  "encode them as numbers")
+            else:
+                changed = [c for c in this.names if _is_numeric(pa, this.field(c).type) !=
+                           _is_numeric(pa, arrow.field(c).type)]
+                if changed:
+                    what = "numbers" if _is_numeric(pa, arrow.field(changed[0]).type) else "text"
+                    raise VaekitError(f"{f}: column(s) {', '.join(map(repr, changed))} hold "
+                                      f"{'text' if what == 'numbers' else 'numbers'}, where {self.files[0]} holds "
+                                      f"{what}; every file of a Parquet folder needs the same columns")
             groups += [(f, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
         groups = [g for g in groups if g[2] > 0]
         if not groups:
             raise VaekitError(f"{path}: the dataset is empty; give a file with at least one row")
-        names = [c for c in schema.names if c not in _index_columns(schema)]  # pandas' saved index is no feature
+        names = [c for c in arrow.names if c not in _index_columns(arrow)]  # pandas' saved index is no feature
         labels = [c for c in names if c.strip().lower() in LABEL_COLUMNS]
         if len(labels) > 1:
             raise VaekitError(f"{path}: columns {' and '.join(map(repr, labels))} are both label columns; keep one "
@@ -74,10 +79,21 @@ class ParquetSource(Source):
         features = [c for c in names if c != label]
         if not features:
             raise VaekitError(f"{path}: no feature columns besides the label")
-        self.features, self.columns = features, tuple(c.strip() for c in features)
+        self.features = features
+        if schema is None:  # numbers need no reading to be known continuous; other columns are read whole
+            declared = column_types or {}
+            whole = [c for c in features if c.strip() in declared or not _is_numeric(pa, arrow.field(c).type)
+                     or pa.types.is_boolean(arrow.field(c).type)]
+            raw = {c: self._column(c) for c in whole}
+            schema = Schema.infer([c.strip() for c in features], [raw.get(c, np.zeros(0)) for c in features],
+                                  declared, self.name)
+        schema.check_names(features, self.name)
+        self.table_schema = schema
+        self.schema = None if schema.plain else schema
+        self.columns = tuple(schema.model_names())
         self.groups = [(f, g) for f, g, _ in groups]
         self.bounds = np.cumsum([0] + [n for _, _, n in groups])
-        self.layout, self.sample_shape, self.dtype = TABULAR, (len(features),), np.dtype(np.float64)
+        self.layout, self.sample_shape, self.dtype = TABULAR, (schema.width,), np.dtype(np.float64)
         self.class_names = None
         self.labels = None if label is None else self._labels(label)
         self._cache: dict[int, np.ndarray] = {}
@@ -91,10 +107,14 @@ class ParquetSource(Source):
         except (OSError, ValueError) as e:
             raise VaekitError(f"{file}: not a readable Parquet file ({e})") from None
 
-    def _labels(self, column: str) -> np.ndarray:
+    def _column(self, column: str) -> np.ndarray:
+        """One column of every file, whole (to learn a text column's levels)."""
         pq = pyarrow().parquet
-        raw = np.concatenate([pq.read_table(f, columns=[column]).column(0).to_numpy(zero_copy_only=False)
-                              for f in self.files])
+        return np.concatenate([pq.read_table(f, columns=[column]).column(0).to_numpy(zero_copy_only=False)
+                               for f in self.files])
+
+    def _labels(self, column: str) -> np.ndarray:
+        raw = self._column(column)
         if raw.dtype.kind in "iub":
             return raw.astype(np.int64)
         if raw.dtype.kind == "f" and np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)):
@@ -123,7 +143,9 @@ class ParquetSource(Source):
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise VaekitError(f"{file}: row group {index} cannot be read ({first}); the file is damaged, "
                                   "write it again") from None
-            x = np.column_stack([table.column(i).to_numpy(zero_copy_only=False) for i in range(table.num_columns)])
+            x = self.table_schema.encode(self.table_schema.names, [table.column(i).to_numpy(zero_copy_only=False)
+                                                                   for i in range(table.num_columns)],
+                                         f"{self.name} (row group {index})")
             self._cache[g] = model_rows(x, TABULAR, self.name, int(self.bounds[g]))
             while len(self._cache) > 2:
                 self._cache.pop(next(iter(self._cache)))

@@ -29,6 +29,7 @@ class Source:
     labels: np.ndarray | None      # int64 (N,), small enough to keep in memory
     columns: tuple[str, ...] | None = None
     class_names: tuple[str, ...] | None = None  # labels given as names: ``labels`` index these
+    schema = None  # a table with binary or categorical columns: how its rows encode them (vaekit.data.schema)
     parallel_reads: int = 1  # DataLoader workers that pay off when streaming it (more where decoding is the work)
 
     def __len__(self) -> int:
@@ -62,7 +63,8 @@ class Source:
         import torch
 
         return Dataset(x=torch.from_numpy(x), y=None if self.labels is None else torch.from_numpy(self.labels),
-                       layout=self.layout, name=self.name, columns=self.columns, class_names=self.class_names)
+                       layout=self.layout, name=self.name, columns=self.columns, class_names=self.class_names,
+                       schema=self.schema)
 
 
 class MemorySource(Source):
@@ -74,7 +76,7 @@ class MemorySource(Source):
         self.sample_shape = dataset.sample_shape
         self.dtype = np.dtype(str(dataset.x.dtype).removeprefix("torch."))
         self.labels = None if dataset.y is None else dataset.y.numpy()
-        self.class_names = dataset.class_names
+        self.class_names, self.schema = dataset.class_names, dataset.schema
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -1,0 +1,402 @@
+"""A table's columns and how each is modelled: the one place that decides what a column is.
+
+Every reader of a table (CSV, Parquet, a DataFrame, an array of objects) hands its columns
+here as they come, and gets back the numbers a model sees:
+
+- ``continuous``: numbers; one model column (standardised; a Gaussian likelihood);
+- ``binary``: two values (``bool`` columns, or a column declared so); one model column of
+  0 and 1 (a Bernoulli likelihood);
+- ``categorical``: text, a pandas ``category``, or integer codes declared so; one model
+  column per level seen in training (one-hot) and one more for a level never seen, which the
+  model learns is unlikely: a new category scores as unlikely, never as an error (a softmax
+  over the levels).
+
+Numbers, even 0/1 flags, are continuous unless declared, as SDV reads them: declaring
+(``column_types={"zip": "categorical"}``, ``--column-types zip=categorical``) is how a user
+says that numbers are codes. Missing cells (empty CSV fields, ``NA``, ``None``, NaN) are
+NaN in every model column of theirs; the models leave them out.
+
+A :class:`Schema` is inferred from the training data, recorded in a run's ``config.json``
+and applied to every later read, so a later file is encoded with the training levels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import VaekitError, option
+
+KINDS = ("continuous", "binary", "categorical")
+# Cells read as missing, compared lowercased (pandas' read_csv list, less its rarer spellings).
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a", "-nan"})
+UNSEEN = "(unseen)"  # the model column of a level not seen in training
+# A text column with more distinct values than this, and more than half its rows, is an
+# identifier or free text, not categories: refused unless declared.
+MOST_LEVELS = 50
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: its name, kind, and for binary and categorical columns the values
+    seen in training (as text; ``numbers``: they were numbers, written back as numbers)."""
+
+    name: str
+    kind: str = "continuous"
+    levels: tuple[str, ...] = ()
+    numbers: bool = False
+
+    @property
+    def width(self) -> int:
+        return len(self.levels) + 1 if self.kind == "categorical" else 1
+
+    def model_names(self) -> list[str]:
+        if self.kind != "categorical":
+            return [self.name]
+        return [f"{self.name}={level}" for level in (*self.levels, UNSEEN)]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "levels": list(self.levels), "numbers": self.numbers}
+
+    def describe(self) -> str:
+        if self.kind == "continuous":
+            return "continuous"
+        shown = ", ".join(self.levels[:6]) + (", ..." if len(self.levels) > 6 else "")
+        if self.kind == "binary":
+            return f"binary ({shown})"
+        return f"categorical, {len(self.levels)} levels ({shown})"
+
+
+@dataclass(frozen=True)
+class Schema:
+    columns: tuple[Column, ...]
+    offsets: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "offsets", tuple(np.cumsum([0] + [c.width for c in self.columns]).tolist()))
+
+    # -- what it is ----------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def width(self) -> int:
+        """Model columns in all."""
+        return self.offsets[-1]
+
+    @property
+    def plain(self) -> bool:
+        """Every column continuous: a table of numbers, modelled as vaekit always has."""
+        return all(c.kind == "continuous" for c in self.columns)
+
+    def model_names(self) -> list[str]:
+        return [name for c in self.columns for name in c.model_names()]
+
+    def blocks(self) -> tuple[tuple[str, int], ...]:
+        """The model columns as (kind, width) runs in order: continuous and binary columns side
+        by side merged into one run, each categorical column a run of its own (what the
+        likelihood needs to know, recorded with the model)."""
+        out: list[list] = []
+        for c in self.columns:
+            if c.kind != "categorical" and out and out[-1][0] == c.kind:
+                out[-1][1] += 1
+            else:
+                out.append([c.kind, c.width])
+        return tuple((kind, width) for kind, width in out)
+
+    def continuous(self) -> np.ndarray:
+        """(width,) bool: which model columns are continuous (the ones standardised)."""
+        return np.concatenate([np.full(c.width, c.kind == "continuous") for c in self.columns])
+
+    def to_json(self) -> list[dict]:
+        return [c.to_json() for c in self.columns]
+
+    @classmethod
+    def from_json(cls, data) -> Schema:
+        return cls(tuple(Column(d["name"], d["kind"], tuple(d.get("levels", ())), bool(d.get("numbers")))
+                         for d in data))
+
+    def describe(self) -> list[str]:
+        wide = max(len(c.name) for c in self.columns)
+        return [f"{c.name:<{wide}}  {c.describe()}" for c in self.columns]
+
+    # -- reading -------------------------------------------------------------------------------
+    @classmethod
+    def infer(cls, names, columns, declared: dict | None = None, name: str = "data") -> Schema:
+        """The schema of a table's raw ``columns`` (1-D arrays or sequences as read), each named
+        in ``names``; ``declared`` maps column names to a kind."""
+        declared = dict(declared or {})
+        unknown = [c for c in declared if c not in names]
+        if unknown:
+            raise VaekitError(f"{option('column_types')} names {', '.join(map(repr, unknown))}, which {name} does "
+                              f"not have; its columns are {', '.join(map(repr, names))}")
+        for column, kind in declared.items():
+            if kind not in KINDS:
+                raise VaekitError(f"{option('column_types')}: {column}={kind} is no kind; use one of "
+                                  f"{', '.join(KINDS)}")
+        return cls(tuple(_infer(n, c, declared.get(n), name) for n, c in zip(names, columns)))
+
+    def encode(self, names, columns, name: str = "data") -> np.ndarray:
+        """Raw ``columns`` named ``names`` as model columns (N, width), float64, NaN where missing."""
+        self.check_names(names, name)
+        n = len(columns[0]) if columns else 0
+        out = np.empty((n, self.width), np.float64)
+        for c, raw, start in zip(self.columns, columns, self.offsets):
+            out[:, start:start + c.width] = _encode(c, raw, name)
+        return out
+
+    def check_names(self, names, name: str = "data") -> None:
+        """One line unless ``names`` are this schema's columns, in order."""
+        names = [str(n).strip() for n in names]
+        if names != self.names:
+            missing = [c for c in self.names if c not in names]
+            extra = [c for c in names if c not in self.names]
+            what = (f"lacks column(s) {', '.join(map(repr, missing))}" if missing else
+                    f"has column(s) {', '.join(map(repr, extra))} the model was not trained on" if extra else
+                    "has the columns in another order")
+            raise VaekitError(f"{name} {what}; give the columns it was trained on: {', '.join(self.names)}")
+
+    def decode(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Model columns (N, width) back as the table's own columns: numbers for continuous and
+        number-coded columns, text for the rest, the most likely level of each category (a
+        category's probabilities, or its one-hot, in; a level never seen in training comes out as
+        ``(unseen)``, or empty where the levels are numbers)."""
+        out = {}
+        for c, start in zip(self.columns, self.offsets):
+            block = np.asarray(x[:, start:start + c.width], np.float64)
+            if c.kind == "continuous":
+                out[c.name] = block[:, 0]
+                continue
+            if c.kind == "binary":
+                index = (block[:, 0] >= 0.5).astype(int)
+                missing = np.isnan(block[:, 0])
+                levels = c.levels if len(c.levels) == 2 else (c.levels * 2)[:2]
+            else:
+                missing = np.isnan(block).all(1)
+                index = np.nan_to_num(block, nan=-1.0).argmax(1)
+                levels = c.levels
+            values = np.array([_level_value(c, level) for level in levels] + [UNSEEN], dtype=object)
+            column = values[index]
+            column[missing] = np.nan if c.numbers else None
+            if c.numbers:  # (a level never seen in training has no number)
+                column[index == len(levels)] = np.nan
+            out[c.name] = column.astype(np.float64) if c.numbers else column
+        return out
+
+
+def parse_column_types(text: str | None) -> dict[str, str] | None:
+    """'zip=categorical,smoker=binary' -> {'zip': 'categorical', 'smoker': 'binary'}."""
+    if not text:
+        return None
+    out = {}
+    for part in str(text).split(","):
+        column, sep, kind = part.strip().rpartition("=")
+        if not sep or not column.strip() or kind.strip() not in KINDS:
+            raise VaekitError(f"{option('column_types')} must look like zip=categorical,age=continuous (kinds: "
+                              f"{', '.join(KINDS)}), got {text!r}")
+        out[column.strip()] = kind.strip()
+    return out
+
+
+# -- one column ------------------------------------------------------------------------------------
+def _dtype_name(raw) -> str:
+    return str(getattr(raw, "dtype", ""))
+
+
+def _is_missing(v) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return v.strip().lower() in MISSING
+    try:
+        return bool(v != v)  # NaN, pandas' NA
+    except TypeError:
+        return True  # pandas.NA compares to an NA (ambiguous truth)
+
+
+def _key(v) -> str:
+    """A cell as the text a level is recorded as: text stripped, whole numbers without '.0'."""
+    if isinstance(v, (bool, np.bool_)):
+        return "True" if v else "False"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return str(int(v)) if float(v).is_integer() and abs(v) < 2 ** 63 else format(float(v), ".15g")
+    return str(v).strip()
+
+
+def _level_value(c: Column, level: str):
+    if c.kind == "binary" and set(c.levels) <= {"False", "True"} and not c.numbers:
+        return level == "True"
+    return float(level) if c.numbers else level
+
+
+def _values(raw) -> np.ndarray:
+    """A raw column as a 1-D NumPy array: a pandas column's own values (NA as None), a sequence as
+    objects (text) or numbers."""
+    if hasattr(raw, "to_numpy") and not isinstance(raw, np.ndarray):
+        kind = getattr(getattr(raw, "dtype", None), "kind", "O")
+        if kind in "iuf" and _dtype_name(raw) != "category":  # pandas' nullable Int64 and Float64 too
+            return raw.to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.asarray(raw.to_numpy(dtype=object, na_value=None), dtype=object)
+    array = np.asarray(raw)
+    return array if array.ndim == 1 else array.reshape(-1)
+
+
+def _numeric(values: np.ndarray) -> np.ndarray | None:
+    """The column as float64 (NaN where missing), or None where some cell is not a number."""
+    if values.dtype.kind in "iuf":
+        return values.astype(np.float64)
+    if values.dtype.kind == "b":
+        return values.astype(np.float64)
+    if values.dtype.kind == "c":
+        return None
+    try:  # every cell a number as text (a CSV column of numbers): NumPy's loop
+        return values.astype(np.float64)
+    except (TypeError, ValueError):
+        pass
+    out = np.empty(len(values), np.float64)
+    for i, v in enumerate(values):
+        if _is_missing(v):
+            out[i] = np.nan
+            continue
+        if isinstance(v, (bool, np.bool_)):
+            return None
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            return None
+    return out
+
+
+def _infer(name: str, raw, declared: str | None, table: str) -> Column:
+    values = _values(raw)
+    dtype = _dtype_name(raw)
+    if values.dtype.kind in "mM" or dtype.startswith(("datetime", "timedelta")):
+        raise VaekitError(f"{table}: column {name!r} holds dates or durations; turn them into numbers (e.g. seconds "
+                          "since a start, or the hour and weekday) or drop it")
+    if values.dtype.kind == "c":
+        raise VaekitError(f"{table}: column {name!r} holds complex numbers; give the real and imaginary parts (or "
+                          "the magnitude) as columns of their own")
+    boolean = values.dtype.kind == "b" or dtype in ("bool", "boolean") or (
+        values.dtype.kind == "O" and len(values) and all(isinstance(v, (bool, np.bool_)) or _is_missing(v)
+                                                         for v in values)
+        and any(isinstance(v, (bool, np.bool_)) for v in values))
+    boolean = boolean or (values.dtype.kind in "OUS" and dtype != "category" and _truth_values(values))
+    numbers = None if boolean else _numeric(values)
+    if numbers is None and declared is None and not boolean and dtype != "category":
+        texts = [(i, v) for i, v in enumerate(values) if not _is_missing(v) and _number(v) is None]
+        if len(texts) < (len(values) - sum(map(_is_missing, values))) / 2:  # mostly numbers: text is a glitch
+            row, bad = texts[0]
+            raise VaekitError(f"{table}: column {name!r} holds numbers but also {_key(bad)!r} (row {row}"
+                              f"{f' and {len(texts) - 1} more' if len(texts) > 1 else ''}); correct or empty those "
+                              f"cells, or declare the column with {option('column_types', f'{name}=categorical')}")
+    kind = declared or ("binary" if boolean else
+                        "categorical" if numbers is None or dtype == "category" else "continuous")
+    if kind == "continuous":
+        if numbers is None:
+            bad = next(v for v in values if not _is_missing(v) and _number(v) is None)
+            raise VaekitError(f"{table}: column {name!r} is declared continuous but holds {_key(bad)!r}; give numbers "
+                              f"there, or declare it categorical in {option('column_types')}")
+        return Column(name)
+    seen = [v for v in values if not _is_missing(v)]
+    keys = sorted({_key(v) for v in seen}, key=lambda k: (float(k), k) if numbers is not None else (0, k))
+    if dtype == "category" and hasattr(raw, "cat"):  # a pandas category keeps its declared levels
+        keys = [_key(v) for v in raw.cat.categories]
+    as_numbers = numbers is not None and not boolean and dtype != "category"
+    if kind == "binary":
+        if len(keys) > 2:
+            raise VaekitError(f"{table}: column {name!r} is declared binary but holds {len(keys)} values "
+                              f"({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''}); declare it categorical")
+        if boolean:
+            keys = ["False", "True"]
+        return Column(name, "binary", tuple(keys), as_numbers)
+    if declared is None and len(keys) > MOST_LEVELS and len(keys) > len(seen) / 2:
+        raise VaekitError(f"{table}: column {name!r} holds {len(keys)} different texts in {len(seen)} rows, too many "
+                          f"to be categories (an identifier or free text?); drop it, or declare it with "
+                          f"{option('column_types', f'{name}=categorical')}")
+    return Column(name, "categorical", tuple(keys), as_numbers)
+
+
+def _truth(v) -> str:
+    """A cell of a True/False column as its level ('true' and 'TRUE' are True)."""
+    return {"true": "True", "false": "False"}.get(str(v).strip().lower(), _key(v))
+
+
+def _truth_values(values: np.ndarray) -> bool:
+    """Text that says True or False (a CSV's rendering of a bool column), and nothing else."""
+    seen = {str(v).strip().lower() for v in values if not _is_missing(v)}
+    return bool(seen) and seen <= {"true", "false"}
+
+
+def _number(v) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _encode(c: Column, raw, table: str) -> np.ndarray:
+    values = _values(raw)
+    if c.kind == "continuous":
+        numbers = _numeric(values)
+        if numbers is None:
+            bad = next(v for v in values if not _is_missing(v) and _number(v) is None)
+            raise VaekitError(f"{table}: column {c.name!r} holds {_key(bad)!r}, but the model reads it as numbers; "
+                              "give numbers there (or leave the cell empty)")
+        if np.isinf(numbers).any():
+            row = int(np.argmax(np.isinf(numbers)))
+            raise VaekitError(f"{table}: column {c.name!r} holds infinite values (first in row {row}); remove or "
+                              "rescale them (empty cells and NaN are taken as missing)")
+        return numbers[:, None]
+    index = {level: i for i, level in enumerate(c.levels)}
+    key = _truth if c.kind == "binary" and c.levels == ("False", "True") and not c.numbers else _key
+    if values.dtype.kind in "iufb":  # numbers: the levels of their distinct values, looked up once each
+        missing = np.isnan(values) if values.dtype.kind == "f" else np.zeros(len(values), bool)
+        distinct, inverse = np.unique(values[~missing], return_inverse=True)
+        codes = np.full(len(values), -2, np.int64)
+        codes[~missing] = np.array([index.get(key(v), -1) for v in distinct], np.int64)[inverse.reshape(-1)]
+    else:
+        missing = np.array([_is_missing(v) for v in values], bool)
+        codes = np.array([-2 if m else index.get(key(v), -1) for v, m in zip(values, missing)], np.int64)
+    if c.kind == "binary":
+        if ((codes == -1) & ~missing).any():
+            bad = values[int(np.argmax((codes == -1) & ~missing))]
+            raise VaekitError(f"{table}: column {c.name!r} is binary ({' or '.join(c.levels)}) but holds "
+                              f"{_key(bad)!r}; give one of those values there (or leave the cell empty)")
+        out = codes.astype(np.float64)
+        if len(c.levels) == 1:
+            out[:] = 0.0
+        out[missing] = np.nan
+        return out[:, None]
+    out = np.zeros((len(values), c.width), np.float64)
+    codes = np.where(codes == -1, c.width - 1, codes)  # a level not seen in training: the last column
+    out[np.arange(len(values)), np.clip(codes, 0, None)] = 1.0
+    out[missing] = np.nan
+    return out
+
+
+def frame_columns(frame) -> tuple[list[str], list]:
+    """The names and columns of a pandas (or any DataFrame-like) table."""
+    names = [str(c) for c in frame.columns]
+    return names, [frame[c] for c in frame.columns]
+
+
+def is_frame(data) -> bool:
+    """A pandas DataFrame or a table that looks like one (columns, each indexable by name)."""
+    return hasattr(data, "columns") and hasattr(data, "dtypes") and hasattr(data, "__getitem__")
+
+
+def needs_schema(data) -> bool:
+    """Data whose columns are not all numbers: a DataFrame with a text, category or bool column,
+    or a 2-D array of objects."""
+    if is_frame(data):
+        return any(getattr(t, "kind", "O") not in "iuf" or str(t) == "category" for t in data.dtypes)
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.dtype.kind not in "OUSb":
+        return False
+    return data.dtype.kind != "O" or any(isinstance(v, (str, bool, np.bool_)) for v in data.flat)
+
+
+def array_columns(x: np.ndarray) -> tuple[list[str], list]:
+    return [f"x{i}" for i in range(x.shape[1])], [x[:, i] for i in range(x.shape[1])]
