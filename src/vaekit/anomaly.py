@@ -181,7 +181,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     neither stops the fit nor blinds the detector. A fit that still diverges is done again at a
     lower learning rate, with a :class:`vaekit.VaekitWarning` that says so. Images, and tables of
     more than 64 columns whose values all lie in [0, 1] (flattened images), are intensities on one
-    shared scale: they are used as they are, and scored by reconstruction error.
+    shared scale: they are used as they are, and scored by reconstruction error. A DataFrame may
+    hold text, category and bool columns beside numbers, and missing cells (NaN, None).
 
     It is a scikit-learn estimator (``clone``, ``Pipeline``, ``GridSearchCV`` and
     ``cross_val_score`` work; :meth:`score` is the AUROC against 0/1 labels) with PyOD's names
@@ -246,6 +247,12 @@ default="auto"
         "cpu", "cuda", "cuda:N", "mps" or "auto".
     verbose : bool, default=False
         Print training progress.
+    column_types : dict or None, default=None
+        A table's column kinds where they are not what the data say, such as
+        ``{"zip": "categorical"}`` for integer codes (``vaekit.data.schema``): numbers are
+        continuous, text and pandas categories categorical, bools binary. Each kind has its own
+        term in the score (a Gaussian, a Bernoulli, a softmax over the levels); a category never
+        seen in fitting scores as unlikely.
 
     Attributes
     ----------
@@ -258,6 +265,8 @@ default="auto"
         0/1 labels of the training rows (1 = anomaly).
     anomaly_score_ : str
         The score in use ("auto" resolved).
+    schema_ : vaekit.data.Schema or None
+        Each column's kind and levels, learnt in fitting (None: numbers alone, or images).
     intensities_ : bool
         Whether the data were read as intensities on one scale (images, wide tables in [0, 1])
         rather than as features in their own units.
@@ -292,7 +301,7 @@ default="auto"
     def __init__(self, model="vae", contamination=0.1, anomaly_score="auto", n_samples=16, likelihood="auto",
                  latent_dim=None, hidden_dims=None, epochs="auto", batch_size="auto", lr="auto", patience=20,
                  val_fraction="auto",
-                 noise=None, random_state=None, device="cpu", verbose=False):
+                 noise=None, random_state=None, device="cpu", verbose=False, column_types=None):
         self.model = model
         self.contamination = contamination
         self.anomaly_score = anomaly_score
@@ -309,6 +318,7 @@ default="auto"
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.column_types = column_types
 
     # -- input ------------------------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -422,12 +432,20 @@ default="auto"
     def _dataset(self, X, fitting: bool):
         """X validated as a vaekit Dataset (raw values); when fitting, also the shape, column
         names and standardisation statistics that later data must match."""
-        from .data import Dataset, LazyDataset, from_arrays
+        from .data import Dataset, LazyDataset, as_dataset, from_arrays
+        from .data.schema import is_frame, needs_schema
 
         if fitting and isinstance(X, LazyDataset):
             X = X.load()  # training reads every row many times: it needs them in memory
+        schema = None if fitting else getattr(self, "schema_", None)
         if isinstance(X, (Dataset, LazyDataset)):
-            ds, names = X, (list(X.columns) if X.columns else None)
+            ds, names = X, (X.schema.names if X.schema is not None else list(X.columns) if X.columns else None)
+        elif schema is not None or (fitting and (self.column_types or needs_schema(X))):
+            # a table with text, category or yes/no columns: the schema learnt in fitting reads it
+            names = [str(c) for c in X.columns] if is_frame(X) else None
+            ds = as_dataset(X, name="X", schema=schema, column_types=self.column_types if fitting else None)
+            if ds.schema is None and len(ds) < 2 and fitting:
+                raise VaekitError("X needs at least 2 rows to fit a detector")
         else:
             names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
             ds = from_arrays(self._as_array(X, fitting), name="X")
@@ -439,9 +457,11 @@ default="auto"
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
         if fitting:
-            self.n_features_in_ = math.prod(ds.sample_shape)
             self.sample_shape_ = ds.sample_shape
             self.kind_ = ds.kind
+            self.schema_ = ds.schema  # None: numbers alone, or images
+            # scikit-learn's count of the columns given (a categorical column is one)
+            self.n_features_in_ = len(ds.schema.names) if ds.schema is not None else math.prod(ds.sample_shape)
         elif ds.sample_shape != self.sample_shape_:
             if self.kind_ == "tabular" and ds.kind == "tabular":
                 raise VaekitError(f"X has {ds.sample_shape[0]} features, but {type(self).__name__} is expecting "
@@ -453,13 +473,16 @@ default="auto"
             raise VaekitError(f"X's column {first} is {names[first]!r}, but the detector was fitted with "
                               f"{self.feature_names_in_[first]!r} there; give the same columns in the same order")
         if fitting:
-            self.intensities_ = _intensities(ds)
+            self.intensities_ = _intensities(ds) and ds.schema is None
             if ds.kind == "tabular" and self.intensities_:  # one scale already: no column is blown up
                 self.center_, self.scale_ = np.zeros(ds.sample_shape), np.ones(ds.sample_shape)
             elif ds.kind == "tabular":
                 from .robust import robust_units
 
                 self.center_, self.scale_ = robust_units(ds.values().numpy())
+                if ds.schema is not None:  # binary and one-hot columns stay 0 and 1
+                    kept = ~ds.schema.continuous()
+                    self.center_[kept], self.scale_[kept] = 0.0, 1.0
             self.clip_ = CLIP
         return ds
 
@@ -500,7 +523,8 @@ default="auto"
         if len(ds) < 2:
             raise VaekitError("X needs at least 2 rows to fit a detector")
         self.seed_ = _seed(self.random_state)
-        hidden, latent = ((400,), 20) if self.intensities_ else _widths(self.n_features_in_)
+        width = math.prod(self.sample_shape_)  # the model's columns (a categorical column's levels each)
+        hidden, latent = ((400,), 20) if self.intensities_ else _widths(width)
         lo, hi = ds.value_range()
         if self.model == "vqvae":  # convolutional; its code size follows from the images
             from .models.vqvae import vqvae_code_size
@@ -516,7 +540,7 @@ default="auto"
             model=self.model, latent_dim=int(self.latent_dim or latent),
             hidden_dims=tuple(int(h) for h in (self.hidden_dims or hidden)),
             likelihood=self._likelihood(lo, hi),
-            input_shape=ds.sample_shape)
+            input_shape=ds.sample_shape, blocks=self.schema_.blocks() if self.schema_ is not None else ())
         self.model_config_.validate()
         world = distributed.join()
         device = distributed.device_for(resolve_device(self.device), world)
@@ -529,7 +553,7 @@ default="auto"
                 best["state"] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
         auto = AUTO_TRAINING["intensities" if self.intensities_ else
-                             "wide table" if self.n_features_in_ > WIDE else "table"]
+                             "wide table" if width > WIDE else "table"]
         batch_size = auto["batch_size"] if self.batch_size == "auto" else self.batch_size
         # Batches of equal size (within one row): a last batch of a few rows is a poor step, and
         # there a glitch row or two can be half the batch, past what trimming can tell apart.
@@ -538,7 +562,7 @@ default="auto"
         if auto["steps"]:
             steps = auto["steps"]
             if steps == "values":
-                steps = wide_steps(len(train), self.n_features_in_, batch_size)
+                steps = wide_steps(len(train), width, batch_size)
             epochs = auto_epochs(len(train), batch_size, steps, epochs)
         cfg = TrainConfig(epochs=int(epochs if self.epochs == "auto" else self.epochs), batch_size=batch_size,
                           lr=float(auto["lr"] if self.lr == "auto" else self.lr),
@@ -788,11 +812,13 @@ default="auto"
                  "center": None if self.kind_ != "tabular" else self.center_.tolist(),
                  "scale": None if self.kind_ != "tabular" else self.scale_.tolist(), "clip": self.clip_,
                  "feature_names": None if not hasattr(self, "feature_names_in_") else list(self.feature_names_in_),
+                 "schema": None if self.schema_ is None else self.schema_.to_json(),
                  "decision_scores": self.decision_scores_.tolist()}
         text = json.dumps(state) + "\n"  # before the folder exists: nothing half-written if this fails
         folder = RunFolder.create(path, resumable=False)
         try:
-            config = RunConfig(model=self.model_config_, data=DataConfig(spec="<detector>", layout=self.kind_),
+            config = RunConfig(model=self.model_config_, data=DataConfig(
+                spec="<detector>", layout=self.kind_, schema=None if self.schema_ is None else self.schema_.to_json()),
                                train=self.train_config_)
             folder.save_config(config)
             folder.save_weights(self.net_, config)
@@ -805,6 +831,7 @@ default="auto"
     @classmethod
     def load(cls, path) -> AnomalyDetector:
         from .config import RunConfig
+        from .data.schema import Schema
         from .models import build_model
         from .runfolder import CONFIG, RunFolder
 
@@ -830,7 +857,9 @@ default="auto"
         det.seed_, det.threshold_, det.kind_ = state["seed"], state["threshold"], state["kind"]
         det.intensities_ = state.get("intensities", det.kind_ != "tabular")  # older folders: images only
         det.sample_shape_ = tuple(state["sample_shape"])
-        det.n_features_in_ = math.prod(det.sample_shape_)
+        schema = state.get("schema")  # (folders written before column types: none)
+        det.schema_ = None if schema is None else Schema.from_json(schema)
+        det.n_features_in_ = len(det.schema_.names) if det.schema_ is not None else math.prod(det.sample_shape_)
         center = state.get("center", state.get("mean"))  # folders written before robust units: the mean
         if center is not None:
             det.center_ = np.asarray(center, np.float64)

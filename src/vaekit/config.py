@@ -69,11 +69,16 @@ class DataConfig:
     # Tables with values outside [0, 1] are standardised (mean 0, std 1 per feature, from the
     # training split); tables in [0, 1] and images are modelled as they are.
     standardize: bool = True
+    # Columns whose kind the user declares ({"zip": "categorical"}): see vaekit.data.schema.
+    column_types: dict[str, str] | None = None
     # Filled in from the data: how the user's files hold samples, tabular column names, class
     # names, and the standardisation statistics (None when the data is used as it is).
     layout: str = ""
     columns: list[str] | None = None
     class_names: list[str] | None = None  # where the labels were names (subfolders, label text): what they index
+    # A table with binary or categorical columns: each column's kind and levels, which every
+    # later read of a table applies (None: numbers alone, or images).
+    schema: list[dict] | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
     # How training held the data: "memory" (one tensor, the fast path) or "stream" (read in
@@ -85,8 +90,20 @@ class DataConfig:
         if self.image_size is not None:
             self.image_size = tuple(self.image_size)
 
+    def table_schema(self):
+        """The recorded :class:`~vaekit.data.schema.Schema` (None: numbers alone, or images)."""
+        from .data.schema import Schema
+
+        return None if self.schema is None else Schema.from_json(self.schema)
+
     def validate(self) -> None:
         check_types(self)
+        if self.column_types is not None:
+            from .data.schema import KINDS
+
+            if not isinstance(self.column_types, dict) or any(v not in KINDS for v in self.column_types.values()):
+                raise VaekitError(f"{option('column_types')} must map column names to one of {', '.join(KINDS)}, "
+                                  f"such as {{'zip': 'categorical'}}; got {self.column_types!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise VaekitError(f"{option('val_fraction')} must be in [0, 1), got {self.val_fraction}")
 
@@ -103,6 +120,9 @@ class ModelConfig:
     # number of classes a conditional model (cvae) conditions on.
     input_shape: tuple[int, ...] = ()
     n_classes: int = 0
+    # A table with binary or categorical columns: its model columns as (kind, width) runs, each
+    # kind with its own likelihood (vaekit.likelihoods.MixedLikelihood); empty otherwise.
+    blocks: tuple[tuple[str, int], ...] = ()
     # The prior new samples are drawn from (vaekit.priors): "normal", "gmm" or "flow"; a
     # Gaussian mixture is fitted to the codes after every training, a flow when chosen.
     # None: not chosen, which a new run resolves to DEFAULT_PRIOR; a run made before
@@ -117,6 +137,7 @@ class ModelConfig:
         if not isinstance(self.hidden_dims, str):  # a string is refused whole by validate()
             self.hidden_dims = tuple(self.hidden_dims)
         self.input_shape = tuple(self.input_shape)
+        self.blocks = tuple((str(kind), int(width)) for kind, width in self.blocks)
 
     def validate(self) -> None:
         check_types(self)

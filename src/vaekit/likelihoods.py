@@ -10,7 +10,8 @@ The decoder returns raw parameters; a likelihood turns them into
   that ``x`` (N, *sample) lacks, such as K draws (K, N, *sample): the result is then (K, N);
 - ``mean(params)``: E[x|z], the reconstruction a user sees.
 
-A table's missing cells (NaN) are left out of the log-likelihood, and a row's sum over its
+A table with binary or categorical columns has each column's own likelihood
+(:class:`MixedLikelihood`). A table's missing cells (NaN) are left out of the log-likelihood, and a row's sum over its
 observed cells is scaled to the table's width (:func:`full_row`).
 
 Names: ``bernoulli`` (logits; the classic choice for data in [0, 1]), ``gaussian`` (unit
@@ -133,12 +134,139 @@ class GaussianLikelihood(nn.Module):
         return params
 
 
+class MixedLikelihood(nn.Module):
+    """A table whose columns are of several kinds (:mod:`vaekit.data.schema`), each column with the
+    likelihood of its kind: ``continuous`` columns the table's own (``name``: a Gaussian with a
+    learned scale, or a Bernoulli-type one for columns in [0, 1]), ``binary`` columns a Bernoulli
+    (logits), each ``categorical`` column a softmax over its one-hot model columns.
+
+    ``log_prob`` is the sum over the table's columns (a categorical column counts once, however
+    many levels it has), so a row's missing cells scale its sum by columns (:func:`full_row`).
+    """
+
+    def __init__(self, blocks, name: str):
+        super().__init__()
+        self.blocks = tuple((str(k), int(w)) for k, w in blocks)
+        self.name = name
+        self.continuous_columns, self.binary_columns, self.groups = [], [], []
+        at = 0
+        for kind, width in self.blocks:
+            if kind == "categorical":
+                self.groups.append((at, at + width))
+            else:
+                (self.continuous_columns if kind == "continuous" else self.binary_columns).extend(range(at, at + width))
+            at += width
+        self.n_columns = len(self.continuous_columns) + len(self.binary_columns) + len(self.groups)
+        self.inner = build(name, (len(self.continuous_columns),)) if self.continuous_columns else None
+
+    @property
+    def log_scale(self) -> torch.Tensor | None:
+        """The continuous columns' learned log scales (None where not learned)."""
+        return getattr(self.inner, "log_scale", None)
+
+    def distribution(self, params: torch.Tensor) -> MixedDistribution:
+        return MixedDistribution(self, params)
+
+    def column_terms(self, params: torch.Tensor, x: torch.Tensor, continuous: str = "density"):
+        """Per-column log-likelihoods (..., N, columns) and which columns are observed ((N,
+        columns), or None where nothing is missing). ``continuous``: the continuous columns'
+        terms: their log density (``density``), or minus half their squared error, at unit scale
+        (``unit``: an autoencoder's training loss) or in units of the learned scales (``scaled``:
+        its anomaly score), without the terms that do not depend on x."""
+        seen_cells = observed(x)
+        x = filled_in(x, seen_cells, self.mean(params))
+        terms, seen = [], []
+        if self.continuous_columns:
+            i = self.continuous_columns
+            terms.append(self._continuous(params[..., i], x[..., i], continuous))
+            seen.append(None if seen_cells is None else seen_cells[..., i])
+        if self.binary_columns:
+            i = self.binary_columns
+            p = params[..., i]
+            terms.append(-F.binary_cross_entropy_with_logits(p, x[..., i].expand_as(p), reduction="none"))
+            seen.append(None if seen_cells is None else seen_cells[..., i])
+        for start, stop in self.groups:
+            log_p = torch.log_softmax(params[..., start:stop], dim=-1)
+            terms.append((log_p * x[..., start:stop]).sum(-1, keepdim=True))
+            seen.append(None if seen_cells is None else seen_cells[..., start:start + 1])
+        return torch.cat(terms, -1), (None if seen_cells is None else torch.cat(seen, -1))
+
+    def _continuous(self, params, x, continuous: str) -> torch.Tensor:
+        if continuous == "unit":
+            return -0.5 * (x - params).pow(2)
+        if isinstance(self.inner, GaussianLikelihood):
+            log_scale = self.inner._log_scale(params)
+            half_square = -0.5 * ((x - params) * torch.exp(-log_scale)).pow(2)
+            return half_square if continuous == "scaled" else half_square - log_scale - _HALF_LOG_2PI
+        if isinstance(self.inner, BernoulliLikelihood):
+            return -F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
+        return ContinuousBernoulli(logits=params, validate_args=False).log_prob(x)
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor, continuous: str = "density") -> torch.Tensor:
+        """The sum of :meth:`column_terms` per row (scaled to the full width where cells are missing)."""
+        terms, seen = self.column_terms(params, x, continuous)
+        if seen is None:
+            return terms.sum(-1)
+        return full_row(terms.masked_fill(~seen, 0.0).sum(-1), seen)
+
+    def seen_share(self, x: torch.Tensor) -> torch.Tensor:
+        """The share of each row's columns that are observed (N,)."""
+        seen = ~torch.isnan(x)
+        starts = self.continuous_columns + self.binary_columns + [start for start, _ in self.groups]
+        return seen[..., starts].sum(-1) / self.n_columns
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """E[x|z]: continuous columns' means, binary columns' probabilities of 1, each categorical
+        column's probabilities of its levels."""
+        out = params.clone()
+        if self.continuous_columns and self.inner is not None and not isinstance(self.inner, GaussianLikelihood):
+            out[..., self.continuous_columns] = self.inner.mean(params[..., self.continuous_columns])
+        if self.binary_columns:
+            out[..., self.binary_columns] = torch.sigmoid(params[..., self.binary_columns])
+        for start, stop in self.groups:
+            out[..., start:stop] = torch.softmax(params[..., start:stop], dim=-1)
+        return out
+
+
+class MixedDistribution:
+    """p(x|z) of a :class:`MixedLikelihood`: what a caller of a distribution asks (``mean``,
+    ``log_prob``, ``sample``), over a table's model columns."""
+
+    def __init__(self, likelihood: MixedLikelihood, params: torch.Tensor):
+        self.likelihood, self.params = likelihood, params
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.likelihood.mean(self.params)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.likelihood.log_prob(self.params, x)
+
+    def sample(self, sample_shape=()) -> torch.Tensor:
+        lik, params = self.likelihood, self.params.expand(*sample_shape, *self.params.shape)
+        with torch.no_grad():
+            out = lik.mean(params)
+            if lik.continuous_columns:
+                i = lik.continuous_columns
+                out[..., i] = lik.inner.distribution(params[..., i]).sample()
+            if lik.binary_columns:
+                out[..., lik.binary_columns] = torch.bernoulli(out[..., lik.binary_columns])
+            for start, stop in lik.groups:
+                pick = torch.distributions.Categorical(probs=out[..., start:stop]).sample()
+                out[..., start:stop] = F.one_hot(pick, stop - start).to(out.dtype)
+        return out
+
+
 def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``values`` (..., N, *sample) summed over the sample's dimensions, those of ``x`` (N, *sample)."""
     return values.flatten(-(x.dim() - 1)).sum(-1) if x.dim() > 1 else values
 
 
-def build(name: str, shape: tuple[int, ...]) -> nn.Module:
+def build(name: str, shape: tuple[int, ...], blocks=()) -> nn.Module:
+    """The likelihood ``name`` over samples of ``shape``; a table of several column kinds
+    (``blocks``, see :class:`MixedLikelihood`) takes ``name`` for its continuous columns."""
+    if any(kind != "continuous" for kind, _ in blocks):
+        return MixedLikelihood(blocks, name)
     if name == "bernoulli":
         return BernoulliLikelihood()
     if name == "continuous-bernoulli":

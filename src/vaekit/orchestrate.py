@@ -72,10 +72,11 @@ def _open(config: RunConfig, array, world: World) -> tuple[Dataset | LazyDataset
     """The training data: an array as given, a spec in memory where it fits the memory budget and
     streamed otherwise; the config records which and why."""
     if array is not None:
-        dataset, reason = as_dataset(array, config.data.image_size, ARRAY_SPEC), "in memory: an array passed in"
+        dataset = as_dataset(array, config.data.image_size, ARRAY_SPEC, column_types=config.data.column_types)
+        reason = "in memory: an array passed in"
     else:
         budget = config.train.memory_budget or default_memory_budget(world.local_size)
-        dataset, reason = open_dataset(config.data.spec, config.data.image_size, budget)
+        dataset, reason = open_dataset(config.data.spec, config.data.image_size, budget, config.data.column_types)
     storage = "stream" if isinstance(dataset, LazyDataset) else "memory"
     if storage == "stream" and config.train.binarize == "fixed":
         raise VaekitError(f"{option('binarize', 'fixed')} needs the data in memory, but it is {reason}; use "
@@ -88,10 +89,11 @@ def _open(config: RunConfig, array, world: World) -> tuple[Dataset | LazyDataset
 def _reopen(config: RunConfig, array=None) -> Dataset | LazyDataset:
     """The training data as ``config`` describes it, in model units (for the ranks that did not
     prepare it)."""
+    schema = config.data.table_schema()
     if array is not None:
-        dataset = as_dataset(array, config.data.image_size, ARRAY_SPEC)
+        dataset = as_dataset(array, config.data.image_size, ARRAY_SPEC, schema, config.data.column_types)
     else:
-        source = open_source(config.data.spec, config.data.image_size)
+        source = open_source(config.data.spec, config.data.image_size, schema, config.data.column_types)
         dataset = LazyDataset(source) if config.data.storage == "stream" else source.load()
     return checked(dataset, config)
 
@@ -111,9 +113,11 @@ def _prepare(config: RunConfig, array, world: World) -> tuple[RunConfig, Dataset
         n_classes = int(dataset.require_labels().max()) + 1
     code = {"latent_dim": vqvae_code_size(dataset.sample_shape, config.model.hidden_dims)} \
         if config.model.model == "vqvae" else {}
+    schema = dataset.schema
     model = replace(config.model, input_shape=dataset.sample_shape, likelihood=likelihood, n_classes=n_classes,
-                    prior=config.model.prior or default_prior(config.model.model), **code)
-    data_cfg = replace(config.data, layout=dataset.layout,
+                    prior=config.model.prior or default_prior(config.model.model),
+                    blocks=schema.blocks() if schema is not None else (), **code)
+    data_cfg = replace(config.data, layout=dataset.layout, schema=schema.to_json() if schema is not None else None,
                        columns=list(dataset.columns) if dataset.columns else None,
                        class_names=list(dataset.class_names) if dataset.class_names else None)
     return replace(config, model=model, data=data_cfg), dataset

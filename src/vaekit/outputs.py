@@ -98,7 +98,10 @@ def _write_table(path: Path, suffix: str, chunks, columns, fmt, bar, world_size:
             f.write(",".join(columns) + "\n")
             for chunk in chunks:
                 table = _columns(chunk, columns)
-                np.savetxt(f, np.column_stack(list(table.values())), delimiter=",", fmt=fmt)
+                if any(v.dtype == object for v in table.values()):  # text: quoted where it must be
+                    _write_text_rows(f, table, fmt)
+                else:
+                    np.savetxt(f, np.column_stack(list(table.values())), delimiter=",", fmt=fmt)
                 bar.update(len(next(iter(table.values()))) * world_size)
         return
     from .data.parquet import pyarrow
@@ -117,6 +120,25 @@ def _write_table(path: Path, suffix: str, chunks, columns, fmt, bar, world_size:
             writer.close()
     if writer is None:  # no rows on this rank: an empty table with the right columns
         pa.parquet.write_table(pa.table({c: np.zeros(0, np.float32) for c in columns}), path)
+
+
+def _write_text_rows(f, table: dict, fmt) -> None:
+    """Rows of columns some of which hold text (a table's categories): numbers in ``fmt``,
+    missing values (None, NaN) as empty cells."""
+    import csv
+
+    number = fmt if isinstance(fmt, str) else "%.15g"
+
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return ""
+        if isinstance(v, (float, np.floating)):
+            return number % v
+        return str(v)
+
+    writer = csv.writer(f, lineterminator="\n")
+    for row in zip(*table.values()):
+        writer.writerow([cell(v) for v in row])
 
 
 def _write_npy_rows(path: Path, offset: int, chunks, first_row: int, row_shape, bar, world_size: int,

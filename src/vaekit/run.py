@@ -22,6 +22,7 @@ from .data import (
     open_lazy,
 )
 from .data.dataset import TABULAR, standardize, to_layout
+from .data.schema import is_frame
 from .errors import VaekitError, option
 from .evaluation import evaluate as evaluate_model
 from .footprint import EVAL_ROWS, inference_rows
@@ -66,7 +67,7 @@ class Run:
         that is done for the run's own data when training had to stream it. A run trained on
         binarised images sees one fixed draw of them, unless ``binarize=False``.
         """
-        image_size = self.config.data.image_size
+        image_size, schema = self.config.data.image_size, self.config.data.table_schema()
         if data is None:
             if self.config.data.spec == ARRAY_SPEC:
                 raise VaekitError("this run was trained on an in-memory array, which the run folder does "
@@ -74,13 +75,13 @@ class Run:
             if lazy is None:
                 lazy = self.config.data.storage == "stream"
             spec = self.config.data.spec
-            full = open_lazy(spec, image_size) if lazy else load_dataset(spec, image_size)
+            full = open_lazy(spec, image_size, schema) if lazy else load_dataset(spec, image_size, schema)
             train, val = full.split(self.config.data.val_fraction, self.config.train.seed)
             ds = val if val is not None else train
         elif lazy and isinstance(data, (str, os.PathLike)):
-            ds = open_lazy(str(data), image_size)
+            ds = open_lazy(str(data), image_size, schema)
         else:
-            ds = as_dataset(data, image_size, name="input")
+            ds = as_dataset(data, image_size, name="input", schema=schema)
         if units:
             ds = checked(ds, self.config)
         else:
@@ -161,7 +162,20 @@ class Run:
         units (float64). A VAE averages ``draws`` posterior draws weighted by how well each
         explains the observed cells (MIWAE); an AE reconstructs and refills a few times."""
         ds = self.table(data)
-        return np.concatenate([rows for _, rows in self.impute_chunks(ds, draws, seed)])
+        rows = np.concatenate([rows for _, rows in self.impute_chunks(ds, draws, seed)])
+        return self.as_table(rows, like=data)
+
+    def as_table(self, rows: np.ndarray, like=None):
+        """Model rows (N, width) in the data's units as the table's own columns, where it has text
+        or yes/no columns (a DataFrame where ``like`` is one, else an array of objects); other
+        data as it is."""
+        schema = self.config.data.table_schema()
+        if schema is None:
+            return rows
+        columns = schema.decode(rows)
+        if is_frame(like):
+            return type(like)(columns, index=like.index)
+        return np.column_stack([columns[name] for name in schema.names]).astype(object)
 
     def impute_chunks(self, ds, draws: int = IMPUTE_DRAWS, seed: int = 0):
         """(start, filled rows) of a table dataset in its own units (:meth:`dataset` with

@@ -37,6 +37,9 @@ def standardization(dataset: Dataset, config: RunConfig) -> tuple[list[float], l
         return None
     train, _ = dataset.split(config.data.val_fraction, config.train.seed)
     mean, std = train.feature_stats()
+    if dataset.schema is not None:  # binary and one-hot columns stay 0 and 1
+        kept = ~dataset.schema.continuous()
+        mean[kept], std[kept] = 0.0, 1.0
     return mean.tolist(), std.tolist()
 
 

@@ -92,6 +92,20 @@ def table_units(run) -> dict:
     return {"dtype": "float64", "fmt": float_format("float64")} if run.config.data.mean is not None else {}
 
 
+def table_rows(run, out: Path, columns: list[str]):
+    """The columns of a row output of ``run``'s data and what turns model rows (N, width) in the
+    data's units into them: a table with binary or categorical columns is written back in its
+    own columns (text as text), which a .npy cannot hold; other data as it is."""
+    schema = run.config.data.table_schema()
+    if schema is None:
+        return columns, lambda rows: rows
+    if out.suffix.lower() == ".npy":
+        named = ", ".join(c.name for c in schema.columns if c.kind != "continuous")
+        raise VaekitError(f"--out {out}: this run's table has categorical or binary columns ({named}), written back "
+                          "as their own values, which a .npy array of numbers cannot hold; write .csv or .parquet")
+    return schema.names, schema.decode
+
+
 def stream_out(out: Path, ds, chunks, row_shape: tuple[int, ...], columns: list[str], fmt="%.6g",
                announce: bool = True, dtype: str = "float32") -> None:
     """Write a row output of ``ds`` chunk by chunk (see :mod:`vaekit.outputs`): ``chunks(part)``

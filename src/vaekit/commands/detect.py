@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="default: for tables, the fewest passes that make about a step per row, but 300 to 500 "
                           "steps (at most 300 passes); for tables of more than 64 columns, steps that see 1.5 "
                           "million values or 10 passes, whichever is more; 50 for images")
+    fit.add_argument("--column-types", metavar="COL=KIND[,...]",
+                     help="a table's column kinds where not what the data say: continuous, binary or categorical, "
+                          "e.g. zip=categorical (numbers are continuous, text categorical, true/false binary)")
     fit.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
     fit.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
@@ -50,17 +53,19 @@ def _fit(args) -> int:
     from .. import distributed
     from ..anomaly import AnomalyDetector
     from ..data import load_dataset
+    from ..data.schema import parse_column_types
     from ..errors import VaekitError
     from ..runfolder import RunFolder
 
+    column_types = parse_column_types(args.column_types)
     out = Path(args.out)
     world = distributed.join()
     # refuse an existing folder before training (and leave no empty one behind)
     world.on_main(lambda: _remove_if_empty(RunFolder.create(out, resumable=False).path))
-    data = world.agree(lambda: load_dataset(args.data))
+    data = world.agree(lambda: load_dataset(args.data, column_types=column_types))
     det = AnomalyDetector(model=args.model, contamination=args.contamination, anomaly_score=args.score,
                           epochs=args.epochs or "auto", random_state=args.seed, device=args.device,
-                          verbose=not args.quiet)
+                          verbose=not args.quiet, column_types=column_types)
     try:
         det.fit(data)
     except VaekitError:
@@ -98,7 +103,7 @@ def _score(args) -> int:
     out = check_output(args.out, allowed=(".csv", ".parquet"))
     world = distributed.join()
     det = AnomalyDetector.load(args.run)
-    data = open_lazy(args.data)
+    data = open_lazy(args.data, schema=det.schema_)  # a table's text columns read as in fitting
     det.check_data(data)  # the shape and columns must match before any work
     y = anomaly_marks(data)
     binary = y is not None

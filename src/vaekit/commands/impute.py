@@ -21,17 +21,18 @@ def run(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..config import check_seed
     from ..run import load
+    from ._common import table_rows
 
     out = check_output(args.out, allowed=ROW_SUFFIXES)
     check_seed(args.seed)
     distributed.join()
     r = load(args.run)
     ds = r.table(args.data)
-    columns = r.config.data.columns or [f"x{i}" for i in range(ds.sample_shape[0])]
+    columns, rows_of = table_rows(r, out, r.config.data.columns or [f"x{i}" for i in range(ds.sample_shape[0])])
 
     def chunks(part):
         for _, rows in r.impute_chunks(part, seed=args.seed):
-            yield rows
+            yield rows_of(rows)
 
     # the observed cells as given: float64 in a .npy, 15 significant digits in a CSV
     stream_out(out, ds, chunks, tuple(ds.sample_shape), list(columns), fmt=float_format("float64"), dtype="float64")

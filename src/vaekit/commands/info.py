@@ -11,6 +11,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
 
 
+def _columns(schema: list[dict] | None) -> list[str]:
+    """A table's column kinds, one line each (from config.json's schema; numbers alone have none)."""
+    if not schema:
+        return []
+    wide = max(len(c["name"]) for c in schema)
+    lines = []
+    for c in schema:
+        levels = c.get("levels") or []
+        shown = ", ".join(levels[:6]) + (", ..." if len(levels) > 6 else "")
+        kind = c["kind"] + (f", {len(levels)} levels" if c["kind"] == "categorical" else "") + \
+            (f" ({shown})" if levels else "")
+        lines.append(f"{'columns' if not lines else '':<8} {c['name']:<{wide}}  {kind}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     # Reads JSON files only: no torch, so it is instant.
     from ..config import RunConfig
@@ -47,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if "detector" not in info:
         storage = f"; {d.storage_reason}" if d.storage_reason else ""
         print(f"data     {d.spec} ({d.layout}), validation fraction {d.val_fraction}{storage}")
+    for line in _columns(d.schema):
+        print(line)
     if "detector" in info:
         det = info["detector"]
         print(f"detector {det['kind']} data, score {det['score']}, threshold {det['threshold']:.4g} (contamination "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import ROW_SUFFIXES, add_data, add_run, check_output, stream_out, table_units, write_array
+from ._common import ROW_SUFFIXES, add_data, add_run, check_output, stream_out, table_rows, table_units, write_array
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     ds = r.dataset(args.data, lazy=True)
     row_shape = r.to_data_units(np.zeros((1, *ds.sample_shape), np.float32)).shape[1:]
-    columns = data.columns or [f"x{i}" for i in range(int(np.prod(row_shape)))]
+    columns, rows_of = table_rows(r, out, data.columns or [f"x{i}" for i in range(int(np.prod(row_shape)))])
 
     def chunks(part):
         for _, recon in r.chunks(part, r.model.reconstruct):
-            yield r.to_data_units(recon)
+            yield rows_of(r.to_data_units(recon))
 
     stream_out(out, ds, chunks, row_shape, list(columns), **table_units(r))
     return 0

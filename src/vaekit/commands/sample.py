@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import PRIORS
-from ._common import ROW_SUFFIXES, add_run, check_output, positive_int, table_units, write_array
+from ._common import ROW_SUFFIXES, add_run, check_output, positive_int, table_rows, table_units, write_array
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
         write_array(out, np.concatenate([first, *chunks]), data.layout)
     else:  # a chunk at a time: any number of samples in a chunk's memory
         row_shape = first.shape[1:]
-        columns = data.columns or [f"x{i}" for i in range(int(np.prod(row_shape)))]
-        write_rows(out, itertools.chain([first], chunks), args.n, 0, row_shape, list(columns), progress=False,
+        columns, rows_of = table_rows(r, out, data.columns or [f"x{i}" for i in range(int(np.prod(row_shape)))])
+        write_rows(out, map(rows_of, itertools.chain([first], chunks)), args.n, 0, row_shape, list(columns),
+                   progress=False,
                    **table_units(r))
     print(out)
     return 0

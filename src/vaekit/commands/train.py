@@ -95,6 +95,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "literature) or once (fixed); evaluation uses one fixed draw")
     p.add_argument("--no-standardize", action="store_true",
                    help="model a table's values as they are (by default tables outside [0, 1] are standardised)")
+    p.add_argument("--column-types", metavar="COL=KIND[,...]",
+                   help="a table's column kinds where not what the data say: continuous, binary or categorical, "
+                        "e.g. zip=categorical (numbers are continuous, text categorical, true/false binary)")
     p.add_argument("--image-size", metavar="H[xW]", help="resize images of an image folder to this size")
     p.add_argument("--device", choices=DEVICES, help=f"where to train (default: {train.device})")
     p.add_argument("--precision", choices=PRECISIONS,
@@ -125,6 +128,7 @@ OPTIONS = ("model", "k", "beta", "kl_warmup", "free_bits", "arch", "epochs", "ba
 
 def run(args: argparse.Namespace) -> int:
     from ..data import parse_image_size, parse_size
+    from ..data.schema import parse_column_types
     from ..distributed import current
     from ..orchestrate import train
 
@@ -135,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         options["standardize"] = False
     if args.image_size is not None:
         options["image_size"] = parse_image_size(args.image_size)
+    if args.column_types is not None:
+        options["column_types"] = parse_column_types(args.column_types)
     options["progress"] = not args.quiet  # also on --resume: how this session shows itself
     for flag in ("tensorboard", "compile"):
         if getattr(args, flag):

@@ -32,12 +32,13 @@ def attach_priors(model: LatentModel, cfg) -> LatentModel:
 def _networks(cfg) -> LatentModel:
     common = dict(input_shape=cfg.input_shape, latent_dim=cfg.latent_dim, hidden_dims=cfg.hidden_dims,
                   likelihood=cfg.likelihood, arch=cfg.arch)
+    if cfg.model == "vqvae":
+        return VQVAE(**common)
+    common["blocks"] = cfg.blocks  # a table's column kinds (vqvae takes images)
     if cfg.model == "iwae":
         return IWAE(**common, k=cfg.k)
     if cfg.model == "cvae":
         return VAE(**common, n_classes=cfg.n_classes)
     if cfg.model == "hvae":
         return HVAE(**common)
-    if cfg.model == "vqvae":
-        return VQVAE(**common)
     return {"ae": AE, "vae": VAE}[cfg.model](**common)

@@ -65,12 +65,12 @@ class LatentModel(nn.Module):
     unfinished = False    # its weights were saved before training fitted its priors (see priors.saved_priors)
     kind_name = "a plain autoencoder"  # what messages call a model without an N(0, I) prior
 
-    def __init__(self, input_shape: Sequence[int], latent_dim: int, likelihood: str):
+    def __init__(self, input_shape: Sequence[int], latent_dim: int, likelihood: str, blocks=()):
         super().__init__()
         self.input_shape = tuple(input_shape)
         self.latent_dim = latent_dim
         self.likelihood_name = likelihood
-        self.likelihood = likelihoods.build(likelihood, self.input_shape)  # p(x|z); may hold parameters
+        self.likelihood = likelihoods.build(likelihood, self.input_shape, blocks)  # p(x|z); may hold parameters
         # Densities over codes fitted after training ("gmm", "flow"); empty while training, so
         # the optimiser and DDP see only the networks (see build_model).
         self.priors = nn.ModuleDict()

@@ -50,8 +50,9 @@ class HVAE(LatentModel):
     generative = True
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), latent_dim: int = 20,
-                 hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli", arch: str = "mlp"):
-        super().__init__(input_shape, latent_dim, likelihood)
+                 hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli", arch: str = "mlp",
+                 blocks=()):
+        super().__init__(input_shape, latent_dim, likelihood, blocks)
         self.top_dim = max(1, latent_dim // 2)
         self.encoder, features = encoder_body(arch, self.input_shape, hidden_dims)
         self.bottom_head = nn.Linear(features, 2 * latent_dim)

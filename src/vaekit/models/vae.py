@@ -56,8 +56,8 @@ class VAE(LatentModel):
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), latent_dim: int = 20,
                  hidden_dims: Sequence[int] = (400,), likelihood: str = "bernoulli", arch: str = "mlp",
-                 n_classes: int = 0):
-        super().__init__(input_shape, latent_dim, likelihood)
+                 n_classes: int = 0, blocks=()):
+        super().__init__(input_shape, latent_dim, likelihood, blocks)
         self.n_classes = n_classes  # > 0: a conditional VAE, q(z|x,y) and p(x|z,y) (labels one-hot)
         self.encoder, features = encoder_body(arch, self.input_shape, hidden_dims)
         # One layer for both heads (loc and log-variance): the same maths as two, one kernel.
@@ -137,7 +137,8 @@ class VAE(LatentModel):
         eps = torch.randn((draws, *loc.shape), generator=generator, device=loc.device, dtype=loc.dtype)
         log_px, log_w = log_weights(self, x, loc, logvar, eps, y)
         # log p(x_obs|z) comes scaled to the row's full width (likelihoods.full_row); weights need it as is
-        share = seen.sum(-1) / seen.shape[-1]
+        share = self.likelihood.seen_share(x) if hasattr(self.likelihood, "seen_share") else \
+            seen.sum(-1) / seen.shape[-1]
         weights = torch.softmax(log_w - log_px * (1 - share), dim=0)  # (draws, N)
         z = loc + torch.exp(0.5 * logvar) * eps
         means = self.decode_mean(z.flatten(0, 1), None if y is None else y.repeat(draws))

@@ -1,0 +1,223 @@
+"""Tables as they come: text categories, yes/no columns, integer codes and empty cells, read by
+one schema (vaekit.data.schema), modelled with a likelihood per column kind, through the
+Python API and the command line."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+
+import vaekit
+from vaekit.cli import main
+from vaekit.data import as_dataset, load_dataset
+from vaekit.data.schema import Schema, parse_column_types
+from vaekit.errors import VaekitError
+from vaekit.likelihoods import MixedLikelihood
+
+CENTRES = {"red": 0.0, "green": 4.0, "blue": -4.0}
+
+
+def shop(n: int, seed: int, anomalies: int = 0, missing: float = 0.0):
+    """A mixed table: a colour (text) that sets a size (number), a yes/no flag, an integer store
+    code, noise; anomalies break the colour-size relation (a size of another colour)."""
+    rng = np.random.default_rng(seed)
+    colour = rng.choice(list(CENTRES), n)
+    size = np.array([CENTRES[c] for c in colour]) + rng.normal(scale=0.5, size=n)
+    marks = np.zeros(n, int)
+    for i in rng.choice(n, anomalies, replace=False):
+        size[i] = CENTRES[rng.choice([c for c in CENTRES if c != colour[i]])] + rng.normal(scale=0.5)
+        marks[i] = 1
+    frame = pd.DataFrame({"colour": colour, "size": size, "member": rng.random(n) < 0.4,
+                          "store": rng.choice([101, 205, 310], n), "noise": rng.normal(size=n)})
+    frame["colour"] = frame["colour"].astype(object)
+    frame["size"] = frame["size"].astype(float)
+    for column in ("colour", "size", "noise"):
+        gaps = rng.random(n) < missing
+        frame.loc[gaps, column] = None if column == "colour" else np.nan
+    return frame, marks
+
+
+def one_hot_mean_filled(train: pd.DataFrame, test: pd.DataFrame):
+    """What a user does by hand for IsolationForest: one-hot the text, fill gaps with the mean."""
+    both = pd.get_dummies(pd.concat([train, test]), columns=["colour"], dtype=float).astype(float)
+    both = both.fillna(both.iloc[:len(train)].mean())
+    return both.iloc[:len(train)].to_numpy(), both.iloc[len(train):].to_numpy()
+
+
+# -- the schema ------------------------------------------------------------------------------------
+def test_columns_are_read_by_kind_and_missing_cells_are_nan():
+    frame = pd.DataFrame({"n": [1.5, None, 3.0], "t": ["a", "b", None], "b": [True, False, True],
+                          "c": pd.Categorical(["u", "v", "u"], categories=["u", "v", "w"]), "code": [7, 9, 7]})
+    ds = as_dataset(frame, column_types={"code": "categorical"})
+    kinds = {c.name: (c.kind, c.levels) for c in ds.schema.columns}
+    assert kinds == {"n": ("continuous", ()), "t": ("categorical", ("a", "b")), "b": ("binary", ("False", "True")),
+                     "c": ("categorical", ("u", "v", "w")), "code": ("categorical", ("7", "9"))}
+    x = ds.x.numpy()
+    assert x.shape == (3, 1 + 3 + 1 + 4 + 3) and list(ds.columns[1:4]) == ["t=a", "t=b", "t=(unseen)"]
+    np.testing.assert_array_equal(x[1], [np.nan, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0])
+    assert np.isnan(x[2, 1:4]).all() and not np.isnan(x[2, 4:]).any()  # a missing category: its whole group
+    back = ds.schema.decode(x)
+    assert list(back["t"]) == ["a", "b", None] and list(back["b"]) == [True, False, True]
+    assert back["code"].tolist() == [7.0, 9.0, 7.0] and list(back["c"]) == ["u", "v", "u"]
+    assert Schema.from_json(json.loads(json.dumps(ds.schema.to_json()))) == ds.schema
+
+
+def test_a_new_category_is_unseen_never_an_error_and_numbers_alone_keep_no_schema():
+    schema = as_dataset(pd.DataFrame({"t": ["a", "b", "a"], "v": [1.0, 2.0, 3.0]})).schema
+    later = as_dataset(pd.DataFrame({"t": ["z", "a"], "v": [1.0, 2.0]}), schema=schema)
+    np.testing.assert_array_equal(later.x.numpy()[:, :3], [[0, 0, 1], [1, 0, 0]])
+    assert list(schema.decode(later.x.numpy())["t"]) == ["(unseen)", "a"]
+    assert as_dataset(pd.DataFrame({"v": [1.0, 2.0], "w": [3, 4]})).schema is None
+
+
+@pytest.mark.parametrize("frame, types, message", [
+    (pd.DataFrame({"id": [f"user{i}" for i in range(80)]}), None, "80 different texts in 80 rows, too many to be "
+                                                                    "categories .*column_types='id=categorical'"),
+    (pd.DataFrame({"v": [1.0, 2.0, "oops", 4.0]}), None, "column 'v' holds numbers but also 'oops' .row 2."),
+    (pd.DataFrame({"v": ["a", "b"]}), {"v": "continuous"}, "column 'v' is declared continuous but holds 'a'"),
+    (pd.DataFrame({"v": [1, 2, 3]}), {"v": "binary"}, "column 'v' is declared binary but holds 3 values"),
+    (pd.DataFrame({"v": [1, 2, 3]}), {"w": "categorical"}, "names 'w', which .* does not have"),
+    (pd.DataFrame({"v": [1.0, np.inf]}), None, "column 'v' holds infinite values"),
+])
+def test_columns_that_cannot_be_read_are_one_line(frame, types, message):
+    with pytest.raises(VaekitError, match=message):
+        as_dataset(frame, column_types=types)
+
+
+def test_column_types_on_the_command_line():
+    assert parse_column_types("zip=categorical, smoker=binary") == {"zip": "categorical", "smoker": "binary"}
+    with pytest.raises(VaekitError, match="must look like zip=categorical"):
+        parse_column_types("zip:categorical")
+
+
+# -- the likelihood --------------------------------------------------------------------------------
+def test_each_column_kind_has_its_own_term_and_gaps_scale_by_columns():
+    torch.manual_seed(0)
+    lik = MixedLikelihood((("continuous", 2), ("binary", 1), ("categorical", 3)), "gaussian-learned")
+    params = torch.randn(4, 6)
+    x = torch.tensor([[0.3, -1.0, 1.0, 0.0, 1.0, 0.0]] * 4)
+    gauss = torch.distributions.Normal(params[:, :2], 1.0).log_prob(x[:, :2]).sum(1)
+    bern = torch.distributions.Bernoulli(logits=params[:, 2]).log_prob(x[:, 2])
+    cat = torch.log_softmax(params[:, 3:], 1)[:, 1]
+    torch.testing.assert_close(lik.log_prob(params, x), gauss + bern + cat)
+    terms, _ = lik.column_terms(params, x)
+    assert terms.shape == (4, 4)  # a categorical column is one column, however many levels
+    gappy = x.clone()
+    gappy[0, 0] = np.nan            # one number missing
+    gappy[1, 3:] = np.nan           # the category missing (its three model columns)
+    got = lik.log_prob(params, gappy)
+    torch.testing.assert_close(got[0], terms[0, 1:].mean() * 4)
+    torch.testing.assert_close(got[1], terms[1, :3].mean() * 4)
+    mean = lik.mean(params)
+    torch.testing.assert_close(mean[:, 3:].sum(1), torch.ones(4))
+    assert ((mean[:, 2] > 0) & (mean[:, 2] < 1)).all()
+
+
+# -- every table of the suite, with defaults --------------------------------------------------------
+TABLES = {
+    "text": lambda f: f[["colour", "size"]],
+    "booleans": lambda f: f[["member", "size"]],
+    "one-hot": lambda f: pd.concat([pd.get_dummies(f["colour"], dtype=float).reindex(columns=list(CENTRES),
+                                                                                   fill_value=0.0), f[["size"]]],
+                                   axis=1),
+    "integer codes": lambda f: f[["store", "size"]],
+    "everything": lambda f: f,
+}
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.25, 0.5])
+@pytest.mark.parametrize("kind", list(TABLES))
+def test_every_mixed_table_fits_and_scores_finite_with_defaults(kind, missing):
+    frame, _ = shop(150, seed=1, missing=missing)
+    later, _ = shop(40, seed=2, missing=missing)
+    later.loc[0, "colour"] = "purple"  # a category never seen in fitting
+    types = {"store": "categorical"} if kind in ("integer codes", "everything") else None
+    train, test = TABLES[kind](frame), TABLES[kind](later)
+    det = vaekit.AnomalyDetector(random_state=0, column_types=types).fit(train)
+    scores = det.decision_function(test)
+    assert scores.shape == (40,) and np.isfinite(scores).all()
+    if "colour" in test and not pd.isna(later.loc[0, "colour"]):
+        assert scores[0] > np.median(scores)  # the new category is unlikely
+
+
+@pytest.mark.slow
+def test_planted_anomalies_in_text_with_gaps_are_found_better_than_by_an_isolation_forest():
+    train, _ = shop(1000, seed=3, missing=0.2)
+    test, marks = shop(400, seed=4, anomalies=40, missing=0.2)
+    auroc = {}
+    for model in ("vae", "ae"):
+        det = vaekit.AnomalyDetector(model=model, random_state=0, column_types={"store": "categorical"}).fit(train)
+        auroc[model] = roc_auc_score(marks, det.decision_function(test))
+    a, b = one_hot_mean_filled(train, test)
+    auroc["iforest"] = roc_auc_score(marks, -IsolationForest(random_state=0).fit(a).score_samples(b))
+    assert auroc["vae"] > auroc["iforest"] + 0.03, auroc
+    assert auroc["ae"] >= auroc["iforest"] - 0.05, auroc
+
+
+def test_a_vae_imputes_a_category_from_the_numbers_it_goes_with(tmp_path):
+    full, _ = shop(600, seed=5)
+    gappy = full.copy()
+    hidden = np.random.default_rng(6).random(len(full)) < 0.3
+    gappy.loc[hidden, "colour"] = None
+    run = vaekit.train(gappy[["colour", "size", "noise"]], out=tmp_path / "run", epochs=60, progress=False)
+    filled = run.impute(gappy[["colour", "size", "noise"]])
+    assert isinstance(filled, pd.DataFrame) and list(filled.columns) == ["colour", "size", "noise"]
+    right = (filled.loc[hidden, "colour"] == full.loc[hidden, "colour"]).mean()
+    mode = (full.loc[hidden, "colour"] == full["colour"].mode()[0]).mean()
+    assert right > 0.8 and right > mode + 0.3, (right, mode)
+    kept = ~hidden
+    assert (filled.loc[kept, "colour"] == full.loc[kept, "colour"]).all()
+    np.testing.assert_array_equal(filled["size"], full["size"])  # observed cells exactly as given
+
+
+def test_a_csv_with_text_and_empty_cells_goes_through_every_command(tmp_path, capsys):
+    frame, marks = shop(300, seed=7, anomalies=15, missing=0.15)
+    frame["label"] = marks
+    path = tmp_path / "shop.csv"
+    frame.to_csv(path, index=False)
+    assert ",," in path.read_text()  # empty cells, as a spreadsheet writes them
+    run, det = str(tmp_path / "run"), str(tmp_path / "det")
+    assert main(["train", "--data", str(path), "--out", run, "--epochs", "5", "--quiet", "--no-report",
+                 "--column-types", "store=categorical"]) == 0
+    assert main(["info", run]) == 0
+    shown = capsys.readouterr().out
+    assert "colour  categorical, 3 levels (blue, green, red)" in shown and "member  binary (False, True)" in shown
+    assert "store   categorical, 3 levels (101, 205, 310)" in shown
+    assert main(["impute", run, "--data", str(path), "--out", str(tmp_path / "filled.csv")]) == 0
+    filled = pd.read_csv(tmp_path / "filled.csv")
+    assert list(filled.columns) == ["colour", "size", "member", "store", "noise"] and not filled.isna().any().any()
+    assert set(filled["colour"]) <= set(CENTRES) and set(filled["store"]) <= {101, 205, 310}
+    given = frame["colour"].notna()
+    assert (filled.loc[given, "colour"] == frame.loc[given, "colour"]).all()
+    assert main(["detect", "fit", "--data", str(path), "--out", det, "--quiet", "--column-types",
+                 "store=categorical"]) == 0
+    assert main(["detect", "score", det, "--data", str(path), "--out", str(tmp_path / "s.csv"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["auroc"] > 0.8
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert len(scores) == 300 and np.isfinite(scores["score"]).all()
+    for command in (["reconstruct", run], ["sample", run, "--n", "5"]):
+        assert main([*command, *(["--data", str(path)] if command[0] == "reconstruct" else []),
+                     "--out", str(tmp_path / "rows.csv")]) == 0
+        rows = pd.read_csv(tmp_path / "rows.csv")
+        assert set(rows["colour"]) <= set(CENTRES) and set(rows["member"]) <= {True, False}
+    capsys.readouterr()
+    assert main(["impute", run, "--data", str(path), "--out", str(tmp_path / "filled.npy")]) == 2
+    assert "colour, member, store" in capsys.readouterr().err and not (tmp_path / "filled.npy").exists()
+
+
+def test_a_later_file_is_read_with_the_training_levels(tmp_path, capsys):
+    frame, _ = shop(200, seed=8)
+    frame[["colour", "size"]].to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"colour": ["green", "teal"], "size": [4.0, 4.0]}).to_csv(tmp_path / "new.csv", index=False)
+    run = vaekit.train(str(tmp_path / "train.csv"), out=tmp_path / "run", epochs=3, progress=False)
+    ds = run.dataset(str(tmp_path / "new.csv"), units=False)
+    np.testing.assert_array_equal(ds.x.numpy()[:, :4], [[0, 1, 0, 0], [0, 0, 0, 1]])  # teal: unseen
+    pd.DataFrame({"size": [1.0], "colour": ["red"]}).to_csv(tmp_path / "swapped.csv", index=False)
+    assert main(["reconstruct", str(tmp_path / "run"), "--data", str(tmp_path / "swapped.csv"),
+                 "--out", str(tmp_path / "r.csv")]) == 2
+    assert "has the columns in another order" in capsys.readouterr().err
+    assert load_dataset(str(tmp_path / "train.csv")).schema == vaekit.load(tmp_path / "run").config.data.table_schema()
