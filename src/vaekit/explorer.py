@@ -61,7 +61,12 @@ def _from_data(run, data, max_points: int) -> dict:
         codes = run.model.codes(x.to(run.device), None if y is None else y.to(run.device))
     codes = codes.cpu().numpy().astype(np.float64)
     shown = ds.label_rows(index)
-    picks = np.linspace(0, len(index) - 1, min(EXAMPLES, len(index))).round().astype(int)
+    whole = np.flatnonzero(~torch.isnan(x.flatten(1)).any(1).numpy())  # rows with no missing cell
+    if len(whole) >= min(EXAMPLES, len(index)):  # (the examples go to /reconstruct, which takes finite rows)
+        picks = whole[np.linspace(0, len(whole) - 1, min(EXAMPLES, len(whole))).round().astype(int)]
+    else:
+        picks = np.linspace(0, len(index) - 1, min(EXAMPLES, len(index))).round().astype(int)
+        x = torch.where(torch.isnan(x), torch.zeros(()), x)  # a gap as the column's mean (0, standardised)
     return {
         "data": ds.name,
         "class_names": None if ds.class_names is None else list(ds.class_names),  # what this data's labels index

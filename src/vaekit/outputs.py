@@ -9,6 +9,7 @@ several nodes, its folder must be one they all see (a shared file system).
 """
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
@@ -94,8 +95,8 @@ def _columns(chunk, columns) -> dict:
 
 def _write_table(path: Path, suffix: str, chunks, columns, fmt, bar, world_size: int) -> None:
     if suffix == ".csv":
-        with open(path, "w") as f:
-            f.write(",".join(columns) + "\n")
+        with open(path, "w", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerow(columns)  # a name with a comma or quote is quoted
             for chunk in chunks:
                 table = _columns(chunk, columns)
                 if any(v.dtype == object for v in table.values()):  # text: quoted where it must be
@@ -125,8 +126,6 @@ def _write_table(path: Path, suffix: str, chunks, columns, fmt, bar, world_size:
 def _write_text_rows(f, table: dict, fmt) -> None:
     """Rows of columns some of which hold text (a table's categories): numbers in ``fmt``,
     missing values (None, NaN) as empty cells."""
-    import csv
-
     number = fmt if isinstance(fmt, str) else "%.15g"
 
     def cell(v) -> str:

@@ -154,7 +154,10 @@ class Run:
         return self.to_data_units(out.cpu().numpy())
 
     def reconstruct(self, data=None) -> np.ndarray:
-        return self.to_data_units(self._batches(data, self.model.reconstruct))
+        """The model's output for each input (the mean of p(x|z) at the code's mean), in the
+        data's layout and units; a table with binary or categorical columns in its own columns,
+        each category's most likely level (see :meth:`as_table`)."""
+        return self.as_table(self.to_data_units(self._batches(data, self.model.reconstruct)), like=data)
 
     def impute(self, data, draws: int = IMPUTE_DRAWS, seed: int = 0) -> np.ndarray:
         """The table ``data`` with its missing cells (NaN, empty CSV cells) filled by the model
@@ -163,19 +166,27 @@ class Run:
         explains the observed cells (MIWAE); an AE reconstructs and refills a few times."""
         ds = self.table(data)
         rows = np.concatenate([rows for _, rows in self.impute_chunks(ds, draws, seed)])
-        return self.as_table(rows, like=data)
+        return self.as_table(rows, like=data, given=ds.given_rows(0, len(ds)))
 
-    def as_table(self, rows: np.ndarray, like=None):
-        """Model rows (N, width) in the data's units as the table's own columns, where it has text
-        or yes/no columns (a DataFrame where ``like`` is one, else an array of objects); other
-        data as it is."""
+    def as_table(self, rows: np.ndarray, like=None, given=None, draw: np.random.Generator | None = None):
+        """Model rows (N, width) in the data's units as the table's own columns, where it has
+        binary or categorical columns (:meth:`vaekit.data.Schema.decode`: ``given``, the columns
+        as read, whose observed cells come back as they were; ``draw``, levels drawn rather than
+        the most likely): a DataFrame where ``like`` is one (its index and, where they still
+        fit, its column types), else an array of objects (N, columns). Other data as it is."""
         schema = self.config.data.table_schema()
         if schema is None:
             return rows
-        columns = schema.decode(rows)
-        if is_frame(like):
-            return type(like)(columns, index=like.index)
-        return np.column_stack([columns[name] for name in schema.names]).astype(object)
+        columns = schema.decode(rows, given, draw)
+        if not is_frame(like):
+            return np.column_stack([columns[name] for name in schema.names]).astype(object)
+        frame = type(like)(columns, index=like.index)
+        for name in schema.names:
+            try:  # a bool, Int64 or category column stays one where its values allow
+                frame[name] = frame[name].astype(like[name].dtype)
+            except (TypeError, ValueError):
+                pass
+        return frame
 
     def impute_chunks(self, ds, draws: int = IMPUTE_DRAWS, seed: int = 0):
         """(start, filled rows) of a table dataset in its own units (:meth:`dataset` with
@@ -213,7 +224,8 @@ class Run:
         default the run's own (``config.model.prior``). A conditional
         model draws class ``label`` (default: each class in turn); its ``gmm`` is its classes'
         Gaussians."""
-        return np.concatenate(list(self.sample_chunks(n, seed, temperature, label, prior)))
+        rows = np.concatenate(list(self.sample_chunks(n, seed, temperature, label, prior)))
+        return self.as_table(rows, draw=np.random.default_rng(seed))  # a table's categories drawn
 
     def sample_chunks(self, n: int, seed: int = 0, temperature: float = 1.0, label: int | None = None,
                       prior: str | None = None, chunk: int | None = None):

@@ -92,18 +92,23 @@ def table_units(run) -> dict:
     return {"dtype": "float64", "fmt": float_format("float64")} if run.config.data.mean is not None else {}
 
 
-def table_rows(run, out: Path, columns: list[str]):
+def table_rows(run, out: Path, columns: list[str], seed: int | None = None):
     """The columns of a row output of ``run``'s data and what turns model rows (N, width) in the
-    data's units into them: a table with binary or categorical columns is written back in its
-    own columns (text as text), which a .npy cannot hold; other data as it is."""
+    data's units into them, ``rows_of(rows, given=None)``: a table with binary or categorical
+    columns is written back in its own columns (text as text; ``given``, the columns as read,
+    whose observed cells come back as they were; ``seed``: each category a level drawn with the
+    model's probabilities, not the most likely), which a .npy cannot hold; other data as it is."""
     schema = run.config.data.table_schema()
     if schema is None:
-        return columns, lambda rows: rows
+        return columns, lambda rows, given=None: rows
     if out.suffix.lower() == ".npy":
         named = ", ".join(c.name for c in schema.columns if c.kind != "continuous")
         raise VaekitError(f"--out {out}: this run's table has categorical or binary columns ({named}), written back "
                           "as their own values, which a .npy array of numbers cannot hold; write .csv or .parquet")
-    return schema.names, schema.decode
+    import numpy as np
+
+    draw = None if seed is None else np.random.default_rng(seed)
+    return schema.names, lambda rows, given=None: schema.decode(rows, given, draw)
 
 
 def stream_out(out: Path, ds, chunks, row_shape: tuple[int, ...], columns: list[str], fmt="%.6g",

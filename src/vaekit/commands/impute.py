@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     columns, rows_of = table_rows(r, out, r.config.data.columns or [f"x{i}" for i in range(ds.sample_shape[0])])
 
     def chunks(part):
-        for _, rows in r.impute_chunks(part, seed=args.seed):
-            yield rows_of(rows)
+        for start, rows in r.impute_chunks(part, seed=args.seed):
+            yield rows_of(rows, part.given_rows(start, start + len(rows)))  # observed cells as they were
 
     # the observed cells as given: float64 in a .npy, 15 significant digits in a CSV
     stream_out(out, ds, chunks, tuple(ds.sample_shape), list(columns), fmt=float_format("float64"), dtype="float64")

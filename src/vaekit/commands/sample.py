@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         write_array(out, np.concatenate([first, *chunks]), data.layout)
     else:  # a chunk at a time: any number of samples in a chunk's memory
         row_shape = first.shape[1:]
-        columns, rows_of = table_rows(r, out, data.columns or [f"x{i}" for i in range(int(np.prod(row_shape)))])
+        columns, rows_of = table_rows(r, out, data.columns or [f"x{i}" for i in range(int(np.prod(row_shape)))],
+                                      seed=args.seed)  # a table's categories drawn
         write_rows(out, map(rows_of, itertools.chain([first], chunks)), args.n, 0, row_shape, list(columns),
                    progress=False,
                    **table_units(r))

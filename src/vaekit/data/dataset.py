@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError, option
-from .schema import Schema
+from .schema import Schema, raw_values
 
 # How the user's own files hold the samples; outputs are written back in the same layout.
 TABULAR, GRAY, CHANNEL_LAST = "tabular", "gray", "channel-last"
@@ -38,6 +38,11 @@ class Samples:
         """Samples at ``index`` as :meth:`batch` gives them, but a table kept in float64 and not
         yet standardised comes in float64: what its statistics and units are worked out from."""
         return self.batch(index)
+
+    def given_rows(self, start: int, stop: int) -> tuple | None:
+        """A table's columns of rows ``start`` to ``stop`` as they were read, where it has binary
+        or categorical columns (None otherwise, and where the source does not keep them)."""
+        return None
 
     def require_labels(self) -> torch.Tensor:
         y = self.label_rows()
@@ -92,6 +97,7 @@ class Dataset(Samples):
     is_standardized: bool = False  # x already holds (x - mean) / std, so it is not scaled twice
     class_names: tuple[str, ...] | None = None  # labels given as names: y indexes these (sorted)
     schema: Schema | None = None  # a table with binary or categorical columns: how x encodes them
+    given: tuple | None = None  # and its columns as they were read (observed cells given back as they were)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -134,7 +140,14 @@ class Dataset(Samples):
         return self.y if index is None or self.y is None else self.y[index]
 
     def subset(self, index: torch.Tensor) -> Dataset:
-        return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
+        rows = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index)
+        return replace(self, x=self.x[index], y=None if self.y is None else self.y[index],
+                       given=None if self.given is None else tuple(np.asarray(c)[rows] for c in self.given))
+
+    def given_rows(self, start: int, stop: int) -> tuple | None:
+        """The columns of rows ``start`` to ``stop`` as they were read (a table with binary or
+        categorical columns; else None)."""
+        return None if self.given is None else tuple(c[start:stop] for c in self.given)
 
     def to(self, device: torch.device) -> Dataset:
         return replace(self, x=self.x.to(device), y=None if self.y is None else self.y.to(device))
@@ -372,7 +385,9 @@ def table_dataset(names, columns, y=None, *, name: str, schema: Schema | None = 
     if not len(x):
         raise VaekitError(f"{name}: the dataset is empty; give a file with at least one sample")
     data = from_arrays(x, y, name=name, columns=schema.model_names(), class_names=class_names)
-    return replace(data, schema=None if schema.plain else schema)
+    if schema.plain:
+        return data
+    return replace(data, schema=schema, given=tuple(raw_values(c) for c in columns))
 
 
 def from_arrays(x, y=None, *, name: str, columns=None, class_names=None) -> Dataset:

@@ -71,6 +71,9 @@ class LazyDataset(Samples):
     def y(self) -> torch.Tensor | None:
         return self.label_rows()
 
+    def given_rows(self, start: int, stop: int) -> tuple | None:
+        return self.source.given(self.source_rows(slice(start, stop)))
+
     def label_rows(self, index=None) -> torch.Tensor | None:
         """Labels at positions ``index`` (all for None), or None for unlabelled data."""
         labels = self.source.labels

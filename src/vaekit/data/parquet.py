@@ -151,6 +151,21 @@ class ParquetSource(Source):
                 self._cache.pop(next(iter(self._cache)))
         return self._cache[g]
 
+    def given(self, rows: np.ndarray) -> tuple | None:
+        """The columns at ``rows`` as stored (a table with binary or categorical columns)."""
+        if self.schema is None:
+            return None
+        rows = np.asarray(rows, dtype=np.int64)
+        out = [np.empty(len(rows), object) for _ in self.features]
+        which = np.searchsorted(self.bounds, rows, side="right") - 1
+        for g in np.unique(which):
+            at = which == g
+            file, index = self.groups[g]
+            table = self._open(file).read_row_group(int(index), columns=self.features)
+            for column, part in zip(out, table.columns):
+                column[at] = part.to_numpy(zero_copy_only=False)[rows[at] - self.bounds[g]]
+        return tuple(out)
+
     def take(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), *self.sample_shape), self.dtype)

@@ -126,7 +126,7 @@ class Schema:
     def infer(cls, names, columns, declared: dict | None = None, name: str = "data") -> Schema:
         """The schema of a table's raw ``columns`` (1-D arrays or sequences as read), each named
         in ``names``; ``declared`` maps column names to a kind."""
-        declared = dict(declared or {})
+        names, declared = [str(n) for n in names], dict(declared or {})
         unknown = [c for c in declared if c not in names]
         if unknown:
             raise VaekitError(f"{option('column_types')} names {', '.join(map(repr, unknown))}, which {name} does "
@@ -135,6 +135,10 @@ class Schema:
             if kind not in KINDS:
                 raise VaekitError(f"{option('column_types')}: {column}={kind} is no kind; use one of "
                                   f"{', '.join(KINDS)}")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise VaekitError(f"{name}: column(s) {', '.join(map(repr, twice))} appear more than once; give each "
+                              "column a name of its own")
         return cls(tuple(_infer(n, c, declared.get(n), name) for n, c in zip(names, columns)))
 
     def encode(self, names, columns, name: str = "data") -> np.ndarray:
@@ -148,7 +152,7 @@ class Schema:
 
     def check_names(self, names, name: str = "data") -> None:
         """One line unless ``names`` are this schema's columns, in order."""
-        names = [str(n).strip() for n in names]
+        names = [str(n) for n in names]
         if names != self.names:
             missing = [c for c in self.names if c not in names]
             extra = [c for c in names if c not in self.names]
@@ -157,32 +161,66 @@ class Schema:
                     "has the columns in another order")
             raise VaekitError(f"{name} {what}; give the columns it was trained on: {', '.join(self.names)}")
 
-    def decode(self, x: np.ndarray) -> dict[str, np.ndarray]:
+    def decode(self, x: np.ndarray, given=None, draw: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         """Model columns (N, width) back as the table's own columns: numbers for continuous and
-        number-coded columns, text for the rest, the most likely level of each category (a
-        category's probabilities, or its one-hot, in; a level never seen in training comes out as
-        ``(unseen)``, or empty where the levels are numbers)."""
+        number-coded columns, text for the rest.
+
+        A category's probabilities (or its one-hot) give its most likely level, or with ``draw``
+        (a NumPy generator) a level drawn with those probabilities, a binary column's a draw of
+        its Bernoulli; a level never seen in training comes out as ``(unseen)`` (empty where the
+        levels are numbers). ``given``: the raw columns the rows were read from (as
+        :meth:`encode` took them), whose observed cells are given back exactly as they were.
+        """
         out = {}
-        for c, start in zip(self.columns, self.offsets):
+        for i, (c, start) in enumerate(zip(self.columns, self.offsets)):
             block = np.asarray(x[:, start:start + c.width], np.float64)
             if c.kind == "continuous":
-                out[c.name] = block[:, 0]
-                continue
-            if c.kind == "binary":
-                index = (block[:, 0] >= 0.5).astype(int)
-                missing = np.isnan(block[:, 0])
-                levels = c.levels if len(c.levels) == 2 else (c.levels * 2)[:2]
+                column = block[:, 0]
             else:
-                missing = np.isnan(block).all(1)
-                index = np.nan_to_num(block, nan=-1.0).argmax(1)
-                levels = c.levels
-            values = np.array([_level_value(c, level) for level in levels] + [UNSEEN], dtype=object)
-            column = values[index]
-            column[missing] = np.nan if c.numbers else None
-            if c.numbers:  # (a level never seen in training has no number)
-                column[index == len(levels)] = np.nan
-            out[c.name] = column.astype(np.float64) if c.numbers else column
+                column = _levels_of(c, block, draw)
+            if given is not None:
+                raw = _values(given[i])
+                kept = ~_missing(raw)
+                if kept.any():
+                    column = column.astype(object) if raw.dtype == object else column
+                    column[kept] = raw[kept]
+            out[c.name] = column
         return out
+
+
+def _levels_of(c: Column, block: np.ndarray, draw) -> np.ndarray:
+    """A binary or categorical column's values from its model columns (probabilities or one-hot)."""
+    if c.kind == "binary":
+        p = np.clip(np.nan_to_num(block[:, 0], nan=0.0), 0, 1)
+        index = (draw.random(len(p)) < p if draw is not None else p >= 0.5).astype(int)
+        missing = np.isnan(block[:, 0])
+        levels = c.levels if len(c.levels) == 2 else (c.levels * 2)[:2]
+    else:
+        missing = np.isnan(block).all(1)
+        scores = np.nan_to_num(block, nan=-1.0)
+        if draw is not None:  # a level drawn among those seen in training
+            p = np.clip(scores[:, :-1], 0, None) + 1e-12
+            p /= p.sum(1, keepdims=True)
+            index = (draw.random((len(p), 1)) > np.cumsum(p, 1)).sum(1).clip(0, p.shape[1] - 1)
+        else:
+            index = scores.argmax(1)
+        levels = c.levels
+    values = np.array([_level_value(c, level) for level in levels] + [UNSEEN], dtype=object)
+    column = values[index]
+    column[missing] = np.nan if c.numbers else None
+    if c.numbers:  # (a level never seen in training has no number)
+        column[index == len(levels)] = np.nan
+        return column.astype(np.float64)
+    return column
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Which cells of a raw column are missing."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind in "iub":
+        return np.zeros(len(values), bool)
+    return np.array([_is_missing(v) for v in values], bool)
 
 
 def parse_column_types(text: str | None) -> dict[str, str] | None:
@@ -232,6 +270,11 @@ def _level_value(c: Column, level: str):
     return float(level) if c.numbers else level
 
 
+def raw_values(raw) -> np.ndarray:
+    """A raw column as a 1-D NumPy array (see :func:`_values`), to keep beside its encoding."""
+    return _values(raw)
+
+
 def _values(raw) -> np.ndarray:
     """A raw column as a 1-D NumPy array: a pandas column's own values (NA as None), a sequence as
     objects (text) or numbers."""
@@ -279,11 +322,13 @@ def _infer(name: str, raw, declared: str | None, table: str) -> Column:
     if values.dtype.kind == "c":
         raise VaekitError(f"{table}: column {name!r} holds complex numbers; give the real and imaginary parts (or "
                           "the magnitude) as columns of their own")
+    if len(values) and _missing(values).all():
+        raise VaekitError(f"{table}: column {name!r} has no values (every cell is empty), nothing to learn from; "
+                          "drop it")
     boolean = values.dtype.kind == "b" or dtype in ("bool", "boolean") or (
         values.dtype.kind == "O" and len(values) and all(isinstance(v, (bool, np.bool_)) or _is_missing(v)
                                                          for v in values)
         and any(isinstance(v, (bool, np.bool_)) for v in values))
-    boolean = boolean or (values.dtype.kind in "OUS" and dtype != "category" and _truth_values(values))
     numbers = None if boolean else _numeric(values)
     if numbers is None and declared is None and not boolean and dtype != "category":
         texts = [(i, v) for i, v in enumerate(values) if not _is_missing(v) and _number(v) is None]
@@ -304,7 +349,8 @@ def _infer(name: str, raw, declared: str | None, table: str) -> Column:
     keys = sorted({_key(v) for v in seen}, key=lambda k: (float(k), k) if numbers is not None else (0, k))
     if dtype == "category" and hasattr(raw, "cat"):  # a pandas category keeps its declared levels
         keys = [_key(v) for v in raw.cat.categories]
-    as_numbers = numbers is not None and not boolean and dtype != "category"
+    # levels read from numbers (not from text, which keeps its spelling: a zip code 02134)
+    as_numbers = values.dtype.kind in "iuf" and not boolean and dtype != "category"
     if kind == "binary":
         if len(keys) > 2:
             raise VaekitError(f"{table}: column {name!r} is declared binary but holds {len(keys)} values "
@@ -322,12 +368,6 @@ def _infer(name: str, raw, declared: str | None, table: str) -> Column:
 def _truth(v) -> str:
     """A cell of a True/False column as its level ('true' and 'TRUE' are True)."""
     return {"true": "True", "false": "False"}.get(str(v).strip().lower(), _key(v))
-
-
-def _truth_values(values: np.ndarray) -> bool:
-    """Text that says True or False (a CSV's rendering of a bool column), and nothing else."""
-    seen = {str(v).strip().lower() for v in values if not _is_missing(v)}
-    return bool(seen) and seen <= {"true", "false"}
 
 
 def _number(v) -> float | None:

@@ -39,6 +39,11 @@ class Source:
         """The samples at ``rows`` (ascending source row numbers), (len(rows), *sample_shape)."""
         raise NotImplementedError
 
+    def given(self, rows: np.ndarray) -> tuple | None:
+        """A table's columns at ``rows`` as they were read (binary and categorical columns' text
+        kept as written; None where there are none)."""
+        return None
+
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start`` to ``stop`` (exclusive)."""
         return self.take(np.arange(start, min(stop, len(self))))
@@ -88,6 +93,10 @@ class MemorySource(Source):
 
     def read(self, start: int, stop: int) -> np.ndarray:
         return self.dataset.x[start:stop].numpy()
+
+    def given(self, rows: np.ndarray) -> tuple | None:
+        given = self.dataset.given
+        return None if given is None else tuple(c[np.asarray(rows)] for c in given)
 
     def load(self) -> Dataset:
         return self.dataset
