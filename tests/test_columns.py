@@ -268,3 +268,17 @@ def test_tables_that_say_nothing_twice_or_at_all_are_one_line(tmp_path, text, me
     (tmp_path / "t.csv").write_text(text)
     with pytest.raises(VaekitError, match=message):
         load_dataset(str(tmp_path / "t.csv"))
+
+
+def test_a_table_trains_for_steps_not_epochs_where_they_are_not_given(tmp_path):
+    """50 epochs of a 300-row table are 150 steps: a table's default training is at least 2,000
+    steps, and its patience at least 500 steps, unless the user sets them."""
+    from vaekit.config import TrainConfig, table_schedule
+
+    t = table_schedule(TrainConfig(), rows=300, val_fraction=0.1, given=set())
+    assert (t.epochs, t.patience) == (667, 167)  # 270 training rows: 3 batches of 128 per epoch
+    assert table_schedule(TrainConfig(), rows=100_000, val_fraction=0.1, given=set()).epochs == 50
+    assert table_schedule(TrainConfig(epochs=7), rows=300, val_fraction=0.1, given={"epochs"}).epochs == 7
+    frame, _ = shop(300, seed=10)
+    run = vaekit.train(frame, out=tmp_path / "run", epochs=2, progress=False, report=False)
+    assert (run.config.train.epochs, run.config.train.patience) == (2, 167)

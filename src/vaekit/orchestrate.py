@@ -14,7 +14,16 @@ from pathlib import Path
 import torch
 
 from . import distributed, likelihoods
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, denoiser_defaults, hvae_defaults, vqvae_options
+from .config import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    denoiser_defaults,
+    hvae_defaults,
+    table_schedule,
+    vqvae_options,
+)
 from .data import (
     Dataset,
     LazyDataset,
@@ -26,7 +35,7 @@ from .data import (
     open_dataset,
     open_source,
 )
-from .data.dataset import from_layout
+from .data.dataset import TABULAR, from_layout
 from .distributed import World
 from .errors import VaekitError, option
 from .footprint import EVAL_ROWS, check_fits, estimate
@@ -262,6 +271,9 @@ def train(data=None, *, out=None, resume=None, report: bool = True, **options) -
 
     def setup():
         cfg, prepared["data"] = _prepare(config, array, world)
+        if cfg.data.layout == TABULAR:  # a table's epochs and patience where not given: counted in steps
+            cfg = replace(cfg, train=table_schedule(cfg.train, len(prepared["data"]), cfg.data.val_fraction,
+                                                    groups[TrainConfig]))
         _check_fits(cfg, device, world, len(prepared["data"]))  # before a folder is made
         folder = RunFolder.create(out if out is not None else default_out(cfg.model.model, cfg.data.spec))
         prepared["lock"] = RunLock(folder.path)
