@@ -282,3 +282,40 @@ def test_a_table_trains_for_steps_not_epochs_where_they_are_not_given(tmp_path):
     frame, _ = shop(300, seed=10)
     run = vaekit.train(frame, out=tmp_path / "run", epochs=2, progress=False, report=False)
     assert (run.config.train.epochs, run.config.train.patience) == (2, 167)
+
+
+def test_serve_takes_and_gives_a_tables_own_cells(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from vaekit.serve import create_app
+
+    frame, _ = shop(200, seed=11, missing=0.1)
+    frame.to_csv(tmp_path / "shop.csv", index=False)  # (a run of a file has examples for the explorer)
+    vaekit.train(str(tmp_path / "shop.csv"), out=tmp_path / "run", epochs=3, progress=False, report=False,
+                 column_types={"store": "categorical"})
+    client = TestClient(create_app(tmp_path / "run"))
+    info = client.get("/info").json()
+    assert info["columns"] == ["colour", "size", "member", "store", "noise"]
+    rows = [["red", 0.1, "True", 101, 0.3], {"colour": "purple", "size": None, "store": 205}]  # unseen, gaps
+    out = client.post("/reconstruct", json={"inputs": rows})
+    assert out.status_code == 200, out.text
+    outputs = out.json()["outputs"]
+    assert len(outputs) == 2 and all(r[0] in CENTRES and isinstance(r[1], float) for r in outputs)
+    assert len(client.post("/encode", json={"inputs": rows}).json()["codes"]) == 2
+    samples = client.get("/sample?n=5").json()["samples"]
+    assert len(samples) == 5 and {r[0] for r in samples} <= set(CENTRES)
+    space = client.get("/space")
+    assert space.status_code == 200 and space.json()["examples"]["inputs"][0][0] in CENTRES
+    assert client.post("/reconstruct", json={"inputs": space.json()["examples"]["inputs"]}).status_code == 200
+    bad = client.post("/reconstruct", json={"inputs": [["red", 0.1]]})
+    assert bad.status_code == 422 and "must hold 5 cells" in bad.json()["error"]
+
+    det = vaekit.AnomalyDetector(epochs=5, random_state=0, column_types={"store": "categorical"}).fit(frame)
+    det.save(tmp_path / "det")
+    client = TestClient(create_app(tmp_path / "det"))
+    got = client.post("/score", json={"inputs": rows}).json()
+    assert len(got["scores"]) == 2 and all(np.isfinite(got["scores"]))
+    csv = frame.head(20).to_csv(index=False)
+    up = client.post("/score", files=[("file", ("new.csv", csv.encode(), "text/csv"))]).json()
+    np.testing.assert_allclose(up["scores"], det.decision_function(frame.head(20)), rtol=1e-5)

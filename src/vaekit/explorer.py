@@ -74,10 +74,21 @@ def _from_data(run, data, max_points: int) -> dict:
         "sliders": _sliders(codes),
         "map": _map(codes, None if shown is None else shown.numpy()),
         "examples": {
-            "inputs": run.to_data_units(x[picks]).astype(np.float32).tolist(),  # unrounded: columns may be tiny
+            "inputs": _inputs(run, x[picks]),
             "labels": None if shown is None else shown.numpy()[picks].tolist(),
         },
     }
+
+
+def _inputs(run, x: torch.Tensor) -> list:
+    """Example rows as the page sends them back: a table with text columns in its own cells, other
+    data in its layout, unrounded (a table's columns may be tiny)."""
+    rows = run.to_data_units(x)
+    if run.config.data.table_schema() is None:
+        return rows.astype(np.float32).tolist()
+    from .serve import table_cells
+
+    return table_cells(run.as_table(rows))
 
 
 def _without_data(run, reason: str) -> dict:

@@ -201,9 +201,11 @@ class Service:
             self.shape = tuple(self.detector.sample_shape_)
             self.layout = "tabular" if self.detector.kind_ == "tabular" else self._image_layout(self.shape)
             self.columns = list(getattr(self.detector, "feature_names_in_", [])) or None
+            self.schema = self.detector.schema_
             # a standardised table goes to the model in float64 (any finite value; 1e12 keeps its units digits)
             self.float64_rows = self.detector.kind_ == "tabular" and not self.detector.intensities_
-            self.batchers = {"score": Batcher(lambda x, y: self.detector.decision_function(x), **batching)}
+            self.batchers = {"score": Batcher(lambda x, y: self.detector.decision_function(self._dataset(x, y)),
+                                              **batching)}
         else:
             from .run import load
 
@@ -211,6 +213,9 @@ class Service:
             cfg = self.run.config
             self.shape = tuple(cfg.model.input_shape)
             self.layout, self.columns = cfg.data.layout, cfg.data.columns
+            self.schema = cfg.data.table_schema()
+            if self.schema is not None:  # rows come and go in the table's own columns
+                self.columns = self.schema.names
             self.float64_rows = cfg.data.mean is not None
             if data is not None:  # data chosen for the explorer must fit the model: said at start, not on the page
                 self.space()
@@ -223,9 +228,12 @@ class Service:
 
     # model calls on rows already checked (run in the batcher's thread)
     def _dataset(self, x, y):
+        from dataclasses import replace
+
         from .data import from_arrays
 
-        return from_arrays(x, y, name="request")
+        data = from_arrays(x, y, name="request")
+        return data if self.schema is None else replace(data, schema=self.schema)  # rows already encoded
 
     def _encode(self, x, y):
         return self.run.encode(self._dataset(x, y))
@@ -258,7 +266,11 @@ class Service:
 
     # -- inputs -----------------------------------------------------------------------------
     def rows(self, values) -> np.ndarray:
-        """JSON rows as an array in the data's layout, checked: numbers, finite, the model's shape."""
+        """JSON rows as an array in the data's layout, checked: numbers, finite, the model's shape.
+        A table with binary or categorical columns takes rows of its own cells (text, numbers,
+        true/false, null for a missing cell), as lists in column order or objects by name."""
+        if self.schema is not None:
+            return self._table_rows(values)
         try:
             x = np.asarray(values, dtype=np.float64)
         except OverflowError:  # a whole number of hundreds of digits
@@ -290,6 +302,31 @@ class Service:
             raise ServeError(422, "image values must lie in [0, 1] (8-bit pixels divided by 255)")
         return x.astype(np.float32)
 
+    def _table_rows(self, values) -> np.ndarray:
+        """Rows of a table with text columns, encoded with the model's schema (float64; NaN where a
+        cell is missing, which the model leaves out)."""
+        names = self.schema.names
+        if not isinstance(values, list) or not values:
+            raise ServeError(422, "inputs must be a non-empty list of rows (lists of cells in column order, or "
+                                  f"objects by column name); the columns are {', '.join(names)}")
+        if len(values) > MAX_ROWS:
+            raise ServeError(413, f"{len(values)} inputs in one request; send at most {MAX_ROWS}")
+        cells = []
+        for i, row in enumerate(values):
+            if isinstance(row, dict):
+                unknown = [k for k in row if k not in names]
+                if unknown:
+                    raise ServeError(422, f"row {i} names column(s) {', '.join(map(repr, unknown))}, which the model "
+                                          f"does not have; its columns are {', '.join(names)}")
+                row = [row.get(name) for name in names]  # a column left out is a missing cell
+            if not isinstance(row, list) or len(row) != len(names) or \
+                    any(isinstance(v, (list, dict)) for v in row):
+                raise ServeError(422, f"row {i} must hold {len(names)} cells ({', '.join(names)}): text, numbers, "
+                                      "true/false or null")
+            cells.append(row)
+        columns = [np.array([row[j] for row in cells], dtype=object) for j in range(len(names))]
+        return self.schema.encode(names, columns, "inputs")
+
     def expected_row_shape(self) -> tuple[int, ...]:
         if self.layout == "tabular":
             return (self.shape[0],)
@@ -297,6 +334,8 @@ class Service:
         return (h, w) if self.layout == "gray" else (h, w, c)
 
     def describe(self) -> str:
+        if self.schema is not None:
+            return f"table of {len(self.schema.names)} columns ({', '.join(self.schema.names)})"
         if self.layout == "tabular":
             return f"table of {self.shape[0]} features" + (f" ({', '.join(self.columns)})" if self.columns else "")
         c, h, w = self.shape
@@ -339,13 +378,15 @@ class Service:
             path = Path(tmp) / "upload.csv"
             path.write_bytes(blob)
             try:
-                ds = load_csv(path)
+                ds = load_csv(path, self.schema)
             except VaekitError as e:
                 raise ServeError(422, f"{name}: {str(e).removeprefix(str(path) + ': ')}") from None
         unnamed = [f"x{j}" for j in range(len(ds.columns or []))]  # what a CSV without a header gets
+        y = None if ds.y is None else ds.y.numpy()
+        if self.schema is not None:  # read with the model's schema (its columns checked): NaN are missing cells
+            return ds.x.numpy().astype(np.float64), y
         if self.columns and ds.columns and list(ds.columns) != list(self.columns) and list(ds.columns) != unnamed:
             raise ServeError(422, f"{name}: columns {list(ds.columns)} differ from the model's {list(self.columns)}")
-        y = None if ds.y is None else ds.y.numpy()
         return self._checked(ds.x.numpy().astype(np.float64)), y
 
     def needs_run(self, what: str) -> None:
@@ -369,6 +410,21 @@ def plain(values) -> list:
     values = np.asarray(values, np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         return np.where(np.abs(values) < 1e300, np.round(values, 6), values).tolist()
+
+
+def table_cells(rows: np.ndarray) -> list:
+    """A table's rows of text and numbers (an array of objects) for JSON: numbers as :func:`plain`
+    gives them, true/false as such, a missing cell as null."""
+    def cell(v):
+        if v is None or (isinstance(v, float) and v != v):
+            return None
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            return plain([float(v)])[0]
+        return str(v)
+
+    return [[cell(v) for v in row] for row in rows]
 
 
 def png(images: np.ndarray, layout: str, ncol: int | None = None) -> bytes:
@@ -542,6 +598,11 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
         return y
 
     def finite(outputs: np.ndarray) -> np.ndarray:
+        if outputs.dtype == object:  # a table's own columns: text, and numbers checked one by one
+            numbers = np.array([v for v in outputs.flat if isinstance(v, float)], np.float64)
+            if not np.isfinite(numbers).all():
+                raise ServeError(422, "the outputs overflow (values too large for the model's numbers)")
+            return outputs
         if not np.isfinite(outputs).all():
             raise ServeError(422, "the outputs overflow (values too large for the model's numbers); send smaller "
                                   "inputs, codes or temperature")
@@ -555,7 +616,11 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
             return Response(png(outputs, service.layout, ncol), media_type="image/png")
         if fmt != "json":
             raise ServeError(422, f"format {fmt!r} is not json or png")
-        return {key: plain(outputs)}
+        return {key: table_cells(outputs) if outputs.dtype == object else plain(outputs)}
+
+    def as_table(outputs: np.ndarray) -> np.ndarray:
+        """Model columns of a table with text columns as its own columns (numbers as they are)."""
+        return outputs if service.schema is None else service.run.as_table(outputs)
 
     static = resources.files("vaekit") / "static"
 
@@ -604,7 +669,7 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
         if len(z) > MAX_ROWS or not np.isfinite(z).all():
             raise ServeError(422 if len(z) <= MAX_ROWS else 413, f"send 1 to {MAX_ROWS} rows of finite numbers")
         out = await asyncio.to_thread(service.run.decode, z, body.label)  # Run checks the label (422)
-        return respond(out, "outputs", format)
+        return respond(as_table(out), "outputs", format)
 
     @app.get("/sample", summary="new samples from the prior")
     async def sample(n: int = 16, seed: int = 0, temperature: float = 1.0, label: int | None = None,
@@ -628,11 +693,9 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
         if body.method not in ("lerp", "slerp"):
             raise ServeError(422, f"method must be lerp or slerp, got {body.method!r}")
         y = class_labels(x, None if body.labels is None else np.asarray(body.labels))
-        from .data import from_arrays
-
-        data = from_arrays(x, y, name="request")
+        data = service._dataset(x, y)
         out = await asyncio.to_thread(service.run.interpolate, data, 0, 1, body.steps, body.method)
-        return respond(out, "outputs", format, ncol=body.steps)
+        return respond(as_table(out), "outputs", format, ncol=body.steps)
 
     @app.get("/space", summary="sliders, 2-D map and example inputs of the latent space (for the explorer)")
     async def space():

@@ -75,6 +75,7 @@ function latest(fn) {
 const isImage = () => info.layout !== "tabular";
 // Numbers as people read them: 3 significant digits, plain unless very large or very small.
 function fmt(v) {
+  if (typeof v !== "number") return v === null ? "" : String(v);  // a table's text, true/false, empty cell
   const size = Math.abs(v);
   if (size < 1e-12) return "0";
   return size >= 1e5 || size < 1e-3 ? v.toExponential(2) : String(Number(v.toPrecision(3)));
