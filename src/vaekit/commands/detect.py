@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "million values or 10 passes, whichever is more; 50 for images")
     fit.add_argument("--column-types", metavar="COL=KIND[,...]",
                      help="a table's column kinds where not what the data say: continuous, binary or categorical, "
-                          "e.g. zip=categorical (numbers are continuous, text categorical, true/false binary)")
+                          "e.g. zip=categorical (numbers are continuous, text categorical, bools binary)")
     fit.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
     fit.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
     fit.add_argument("--quiet", action="store_true", help="no progress output")

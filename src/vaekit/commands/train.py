@@ -97,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model a table's values as they are (by default tables outside [0, 1] are standardised)")
     p.add_argument("--column-types", metavar="COL=KIND[,...]",
                    help="a table's column kinds where not what the data say: continuous, binary or categorical, "
-                        "e.g. zip=categorical (numbers are continuous, text categorical, true/false binary)")
+                        "e.g. zip=categorical (numbers are continuous, text categorical, bools binary)")
     p.add_argument("--image-size", metavar="H[xW]", help="resize images of an image folder to this size")
     p.add_argument("--device", choices=DEVICES, help=f"where to train (default: {train.device})")
     p.add_argument("--precision", choices=PRECISIONS,
