@@ -29,7 +29,7 @@ def write_csv(path, x: np.ndarray) -> None:
     path.write_text("a,b,c,d\n" + "\n".join(rows) + "\n")
 
 
-@pytest.mark.parametrize("name", ["gaussian-learned", "bernoulli"])
+@pytest.mark.parametrize("name", ["gaussian-learned", "bernoulli", "laplace-learned"])
 def test_a_row_with_gaps_scores_on_the_scale_of_a_whole_row(name):
     """Each missing cell counts as the row's observed cells do on average: a row whose cells all
     fit equally well has the same log-likelihood whichever of its cells are missing."""

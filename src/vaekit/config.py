@@ -16,7 +16,7 @@ from .errors import VaekitError, option
 
 MODELS = ("ae", "vae", "iwae", "cvae", "hvae", "vqvae")
 ARCHS = ("mlp", "conv")
-LIKELIHOODS = ("auto", "bernoulli", "continuous-bernoulli", "gaussian", "gaussian-learned")
+LIKELIHOODS = ("auto", "bernoulli", "continuous-bernoulli", "gaussian", "gaussian-learned", "laplace-learned")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 PRIORS = ("normal", "gmm", "flow", "autoregressive")  # what new samples are drawn from (vaekit.priors)
