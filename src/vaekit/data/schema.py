@@ -58,14 +58,6 @@ class Column:
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "levels": list(self.levels), "numbers": self.numbers}
 
-    def describe(self) -> str:
-        if self.kind == "continuous":
-            return "continuous"
-        shown = ", ".join(self.levels[:6]) + (", ..." if len(self.levels) > 6 else "")
-        if self.kind == "binary":
-            return f"binary ({shown})"
-        return f"categorical, {len(self.levels)} levels ({shown})"
-
 
 @dataclass(frozen=True)
 class Schema:
@@ -116,10 +108,6 @@ class Schema:
     def from_json(cls, data) -> Schema:
         return cls(tuple(Column(d["name"], d["kind"], tuple(d.get("levels", ())), bool(d.get("numbers")))
                          for d in data))
-
-    def describe(self) -> list[str]:
-        wide = max(len(c.name) for c in self.columns)
-        return [f"{c.name:<{wide}}  {c.describe()}" for c in self.columns]
 
     # -- reading -------------------------------------------------------------------------------
     @classmethod
@@ -179,7 +167,7 @@ class Schema:
             else:
                 column = _levels_of(c, block, draw)
             if given is not None:
-                raw = _values(given[i])
+                raw = raw_values(given[i])
                 kept = ~_missing(raw)
                 if kept.any():
                     column = column.astype(object) if raw.dtype == object else column
@@ -271,13 +259,8 @@ def _level_value(c: Column, level: str):
 
 
 def raw_values(raw) -> np.ndarray:
-    """A raw column as a 1-D NumPy array (see :func:`_values`), to keep beside its encoding."""
-    return _values(raw)
-
-
-def _values(raw) -> np.ndarray:
-    """A raw column as a 1-D NumPy array: a pandas column's own values (NA as None), a sequence as
-    objects (text) or numbers."""
+    """A raw column as a 1-D NumPy array (what is kept beside its encoding): a pandas column's own
+    values (NA as None), a sequence as objects (text) or numbers."""
     if hasattr(raw, "to_numpy") and not isinstance(raw, np.ndarray):
         kind = getattr(getattr(raw, "dtype", None), "kind", "O")
         if kind in "iuf" and _dtype_name(raw) != "category":  # pandas' nullable Int64 and Float64 too
@@ -314,29 +297,12 @@ def _numeric(values: np.ndarray) -> np.ndarray | None:
 
 
 def _infer(name: str, raw, declared: str | None, table: str) -> Column:
-    values = _values(raw)
-    dtype = _dtype_name(raw)
-    if values.dtype.kind in "mM" or dtype.startswith(("datetime", "timedelta")):
-        raise VaekitError(f"{table}: column {name!r} holds dates or durations; turn them into numbers (e.g. seconds "
-                          "since a start, or the hour and weekday) or drop it")
-    if values.dtype.kind == "c":
-        raise VaekitError(f"{table}: column {name!r} holds complex numbers; give the real and imaginary parts (or "
-                          "the magnitude) as columns of their own")
-    if len(values) and _missing(values).all():
-        raise VaekitError(f"{table}: column {name!r} has no values (every cell is empty), nothing to learn from; "
-                          "drop it")
-    boolean = values.dtype.kind == "b" or dtype in ("bool", "boolean") or (
-        values.dtype.kind == "O" and len(values) and all(isinstance(v, (bool, np.bool_)) or _is_missing(v)
-                                                         for v in values)
-        and any(isinstance(v, (bool, np.bool_)) for v in values))
+    values, dtype = raw_values(raw), _dtype_name(raw)
+    _check_readable(name, values, dtype, table)
+    boolean = _is_boolean(values, dtype)
     numbers = None if boolean else _numeric(values)
     if numbers is None and declared is None and not boolean and dtype != "category":
-        texts = [(i, v) for i, v in enumerate(values) if not _is_missing(v) and _number(v) is None]
-        if len(texts) < (len(values) - sum(map(_is_missing, values))) / 2:  # mostly numbers: text is a glitch
-            row, bad = texts[0]
-            raise VaekitError(f"{table}: column {name!r} holds numbers but also {_key(bad)!r} (row {row}"
-                              f"{f' and {len(texts) - 1} more' if len(texts) > 1 else ''}); correct or empty those "
-                              f"cells, or declare the column with {option('column_types', f'{name}=categorical')}")
+        _check_not_a_glitch(name, values, table)
     kind = declared or ("binary" if boolean else
                         "categorical" if numbers is None or dtype == "category" else "continuous")
     if kind == "continuous":
@@ -365,6 +331,39 @@ def _infer(name: str, raw, declared: str | None, table: str) -> Column:
     return Column(name, "categorical", tuple(keys), as_numbers)
 
 
+def _check_readable(name: str, values: np.ndarray, dtype: str, table: str) -> None:
+    """One line for a column no kind fits: dates, complex numbers, no value at all."""
+    if values.dtype.kind in "mM" or dtype.startswith(("datetime", "timedelta")):
+        raise VaekitError(f"{table}: column {name!r} holds dates or durations; turn them into numbers (e.g. seconds "
+                          "since a start, or the hour and weekday) or drop it")
+    if values.dtype.kind == "c":
+        raise VaekitError(f"{table}: column {name!r} holds complex numbers; give the real and imaginary parts (or "
+                          "the magnitude) as columns of their own")
+    if len(values) and _missing(values).all():
+        raise VaekitError(f"{table}: column {name!r} has no values (every cell is empty), nothing to learn from; "
+                          "drop it")
+
+
+def _is_boolean(values: np.ndarray, dtype: str) -> bool:
+    """A bool column: NumPy's or pandas' (nullable too), or Python bools with gaps."""
+    if values.dtype.kind == "b" or dtype in ("bool", "boolean"):
+        return True
+    flags = [isinstance(v, (bool, np.bool_)) for v in values] if values.dtype.kind == "O" else []
+    return any(flags) and all(f or _is_missing(v) for f, v in zip(flags, values))
+
+
+def _check_not_a_glitch(name: str, values: np.ndarray, table: str) -> None:
+    """One line for a column of numbers with a few texts in it (fewer than half its values): a
+    glitch to correct, not categories."""
+    texts = [(i, v) for i, v in enumerate(values) if not _is_missing(v) and _number(v) is None]
+    if len(texts) < (len(values) - int(_missing(values).sum())) / 2:
+        row, bad = texts[0]
+        more = f" and {len(texts) - 1} more" if len(texts) > 1 else ""
+        raise VaekitError(f"{table}: column {name!r} holds numbers but also {_key(bad)!r} (row {row}{more}); "
+                          f"correct or empty those cells, or declare the column with "
+                          f"{option('column_types', f'{name}=categorical')}")
+
+
 def _truth(v) -> str:
     """A cell of a True/False column as its level ('true' and 'TRUE' are True)."""
     return {"true": "True", "false": "False"}.get(str(v).strip().lower(), _key(v))
@@ -378,7 +377,7 @@ def _number(v) -> float | None:
 
 
 def _encode(c: Column, raw, table: str) -> np.ndarray:
-    values = _values(raw)
+    values = raw_values(raw)
     if c.kind == "continuous":
         numbers = _numeric(values)
         if numbers is None:
