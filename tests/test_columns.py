@@ -319,3 +319,9 @@ def test_serve_takes_and_gives_a_tables_own_cells(tmp_path):
     csv = frame.head(20).to_csv(index=False)
     up = client.post("/score", files=[("file", ("new.csv", csv.encode(), "text/csv"))]).json()
     np.testing.assert_allclose(up["scores"], det.decision_function(frame.head(20)), rtol=1e-5)
+
+
+def test_a_question_mark_is_a_missing_cell_as_in_the_uci_tables():
+    ds = as_dataset(pd.DataFrame({"work": ["Private", "?", " ?", "Gov"], "age": ["39", "?", "50", "41"]}))
+    assert ds.schema.columns[0].levels == ("Gov", "Private") and np.isnan(ds.x.numpy()[1]).all()
+    assert ds.schema.columns[1].kind == "continuous"

@@ -28,8 +28,9 @@ import numpy as np
 from ..errors import VaekitError, option
 
 KINDS = ("continuous", "binary", "categorical")
-# Cells read as missing, compared lowercased (pandas' read_csv list, less its rarer spellings).
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a", "-nan"})
+# Cells read as missing, compared lowercased: pandas' read_csv list (less its rarer spellings),
+# and "?", the UCI repository's mark of a missing value (adult's workclass and occupation).
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a", "-nan", "?"})
 UNSEEN = "(unseen)"  # the model column of a level not seen in training
 # A text column with more distinct values than this, and more than half its rows, is an
 # identifier or free text, not categories: refused unless declared.
