@@ -208,6 +208,10 @@ def test_a_csv_with_text_and_empty_cells_goes_through_every_command(tmp_path, ca
     assert main(["sample", run, "--n", "400", "--out", str(tmp_path / "many.csv")]) == 0
     drawn = pd.read_csv(tmp_path / "many.csv")["colour"].value_counts(normalize=True)
     assert len(drawn) == 3 and drawn.min() > 0.1  # levels drawn with the model's probabilities, not the mode
+    assert main(["interpolate", run, "--data", str(path), "--from", "0", "--to", "1", "--steps", "4",
+                 "--out", str(tmp_path / "path.csv")]) == 0
+    walk = pd.read_csv(tmp_path / "path.csv")
+    assert len(walk) == 4 and set(walk["colour"]) <= set(CENTRES)
     capsys.readouterr()
     assert main(["impute", run, "--data", str(path), "--out", str(tmp_path / "filled.npy")]) == 2
     assert "colour, member, store" in capsys.readouterr().err and not (tmp_path / "filled.npy").exists()

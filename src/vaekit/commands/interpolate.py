@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_data, add_run, check_output, positive_int, write_array
+from ._common import add_data, add_run, check_output, positive_int, table_rows, write_array
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,6 +23,12 @@ def run(args: argparse.Namespace) -> int:
     out = check_output(args.out)
     r = load(args.run)
     path = r.interpolate(args.data, args.start, args.end, steps=args.steps, method=args.method)
-    write_array(out, path, r.config.data.layout, r.config.data.columns, ncol=args.steps)
+    if r.config.data.table_schema() is not None and out.suffix.lower() != ".png":  # text columns as text
+        from ..outputs import write_rows
+
+        columns, rows_of = table_rows(r, out, [])
+        write_rows(out, [rows_of(path)], len(path), 0, path.shape[1:], columns, progress=False)
+    else:
+        write_array(out, path, r.config.data.layout, r.config.data.columns, ncol=args.steps)
     print(out)
     return 0
