@@ -262,6 +262,8 @@ def test_dataframe_columns_keep_their_types_and_names(tmp_path):
     assert str(back["ok"].dtype) == "boolean" and str(back["n"].dtype) == "Int64"
     assert back["n"].tolist()[:2] == [1, 2]
     assert run.reconstruct(frame).shape == (120, 3) and run.sample(7).shape == (7, 3)
+    metrics = run.evaluate(frame)  # mse over the numbers (none here), the rest as a share of wrong levels
+    assert 0 <= metrics["category_error"] <= 1 and metrics["mse"] == 0
 
 
 @pytest.mark.parametrize("text, message", [

@@ -15,7 +15,9 @@ ACTIVE_UNIT_VARIANCE = 0.01  # a latent dimension is active if its posterior mea
 @torch.no_grad()
 def evaluate(model, data: Dataset, batch_size: int = 1024, iw_samples: int | None = None,
              seed: int = 0) -> dict:
-    """Negative ELBO and its terms, bits per dimension, MSE, PSNR, active units, and IW-NLL.
+    """Negative ELBO and its terms, bits per dimension, MSE, PSNR, active units, and IW-NLL; for a
+    table with binary or categorical columns, MSE and PSNR over its numbers and the share of its
+    other cells reconstructed as another level (``category_error``).
 
     Sampling (one z per sample for the ELBO, ``iw_samples`` for the IW bound) is seeded,
     so the same call gives the same numbers.
@@ -39,9 +41,16 @@ def evaluate(model, data: Dataset, batch_size: int = 1024, iw_samples: int | Non
                 kl_dims = kl_dims + terms.kl_per_dim.sum(0).double().cpu()
             sums["recon"] += terms.recon.sum().item()
             sums["kl"] += terms.kl.sum().item()
-            error = (model.reconstruct(x, y) - x).pow(2)  # a table's missing cells: NaN, left out
+            recon = model.reconstruct(x, y)
+            mixed = getattr(model.likelihood, "groups", None) is not None  # a table with categories
+            numbers = model.likelihood.continuous_columns if mixed else slice(None)
+            error = (recon - x)[..., numbers].pow(2)  # a table's missing cells: NaN, left out
             sums["sq_err"] += error.nansum().item()
             sums["cells"] += (~torch.isnan(error)).sum().item()
+            if mixed:
+                wrong, seen = category_errors(model.likelihood, recon, x)
+                sums["wrong"] = sums.get("wrong", 0) + wrong
+                sums["categories"] = sums.get("categories", 0) + seen
             codes.append(model.codes(x, y).cpu())
             if iw_samples and model.generative:
                 sums["iw_nll"] += iw_nll(model, x, iw_samples, generator=generator, y=y).sum().item()
@@ -61,11 +70,29 @@ def evaluate(model, data: Dataset, batch_size: int = 1024, iw_samples: int | Non
         "active_units": int((code_var > ACTIVE_UNIT_VARIANCE).sum()),
         "kl_per_dim": (kl_dims / n).tolist() if is_vae else None,
     }
+    if "categories" in sums:  # mse and psnr are over its numbers; this over its binary and categorical cells
+        metrics["category_error"] = sums["wrong"] / max(sums["categories"], 1)
     metrics.update(model.code_metrics(torch.cat(codes)) if n else {})
     if iw_samples and is_vae:
         metrics["iw_nll"] = sums["iw_nll"] / n
         metrics["iw_samples"] = iw_samples
     return metrics
+
+
+def category_errors(likelihood, recon: torch.Tensor, x: torch.Tensor) -> tuple[int, int]:
+    """(wrong, observed) binary and categorical cells of a mixed table's reconstruction: a cell is
+    wrong where the most likely level is not the one observed."""
+    wrong = seen = 0
+    for start, stop in likelihood.groups:
+        given = ~torch.isnan(x[:, start])
+        wrong += (recon[given, start:stop].argmax(1) != x[given, start:stop].argmax(1)).sum().item()
+        seen += int(given.sum())
+    if likelihood.binary_columns:
+        b = likelihood.binary_columns
+        given = ~torch.isnan(x[:, b])
+        wrong += ((recon[:, b] >= 0.5) != (x[:, b] >= 0.5))[given].sum().item()
+        seen += int(given.sum())
+    return wrong, seen
 
 
 def psnr(clean: np.ndarray, other: np.ndarray, data_range: float = 1.0) -> float:
