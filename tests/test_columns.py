@@ -70,6 +70,8 @@ def test_a_new_category_is_unseen_never_an_error_and_numbers_alone_keep_no_schem
     later = as_dataset(pd.DataFrame({"t": ["z", "a"], "v": [1.0, 2.0]}), schema=schema)
     np.testing.assert_array_equal(later.x.numpy()[:, :3], [[0, 0, 1], [1, 0, 0]])
     assert list(schema.decode(later.x.numpy())["t"]) == ["(unseen)", "a"]
+    with pytest.raises(VaekitError, match="an array has no column names: pass a DataFrame"):
+        as_dataset(np.array([["a", 1.0]], dtype=object), schema=schema)
     assert as_dataset(pd.DataFrame({"v": [1.0, 2.0], "w": [3, 4]})).schema is None
 
 

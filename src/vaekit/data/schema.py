@@ -148,7 +148,9 @@ class Schema:
             what = (f"lacks column(s) {', '.join(map(repr, missing))}" if missing else
                     f"has column(s) {', '.join(map(repr, extra))} the model was not trained on" if extra else
                     "has the columns in another order")
-            raise VaekitError(f"{name} {what}; give the columns it was trained on: {', '.join(self.names)}")
+            unnamed = names == [f"x{i}" for i in range(len(names))]  # an array (or a CSV without a header)
+            hint = " (an array has no column names: pass a DataFrame, or a file with a header)" if unnamed else ""
+            raise VaekitError(f"{name} {what}; give the columns it was trained on: {', '.join(self.names)}{hint}")
 
     def decode(self, x: np.ndarray, given=None, draw: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         """Model columns (N, width) back as the table's own columns: numbers for continuous and
