@@ -214,7 +214,15 @@ def test_a_csv_with_text_and_empty_cells_goes_through_every_command(tmp_path, ca
                  "--out", str(tmp_path / "path.csv")]) == 0
     walk = pd.read_csv(tmp_path / "path.csv")
     assert len(walk) == 4 and set(walk["colour"]) <= set(CENTRES)
+    assert main(["impute", run, "--data", str(path), "--out", str(tmp_path / "filled.parquet")]) == 0
+    typed = pd.read_parquet(tmp_path / "filled.parquet")  # one type per column: numbers, text, bools
+    assert typed["size"].dtype == np.float64 and typed["colour"].notna().all() and len(typed) == 300
+    np.testing.assert_allclose(typed["size"][frame["size"].notna()], frame["size"].dropna(), rtol=1e-12)
     capsys.readouterr()
+    for command in (["impute", det, "--data", str(path), "--out", str(tmp_path / "d.csv")],
+                    ["denoise", run, "--data", str(path), "--out", str(tmp_path / "d.csv")]):
+        assert main(command) == 2  # a detector is no run; denoising a table of text means nothing
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "d.csv").exists()
     assert main(["impute", run, "--data", str(path), "--out", str(tmp_path / "filled.npy")]) == 2
     assert "colour, member, store" in capsys.readouterr().err and not (tmp_path / "filled.npy").exists()
 
@@ -327,6 +335,18 @@ def test_serve_takes_and_gives_a_tables_own_cells(tmp_path):
     csv = frame.head(20).to_csv(index=False)
     up = client.post("/score", files=[("file", ("new.csv", csv.encode(), "text/csv"))]).json()
     np.testing.assert_allclose(up["scores"], det.decision_function(frame.head(20)), rtol=1e-5)
+
+
+def test_a_code_is_one_level_however_a_file_spells_it():
+    """pandas writes an integer column with gaps as 31.0; a later DataFrame holds 31; a code with
+    a leading zero stays text; true/TRUE/True are one level."""
+    schema = as_dataset(pd.DataFrame({"code": ["31.0", "44.0", None, "31.0"], "zip": ["02134", "2134", "x", "y"],
+                                      "ok": ["True", "false", "TRUE", "true"]}),
+                        column_types={"code": "categorical"}).schema
+    assert [c.levels for c in schema.columns] == [("31", "44"), ("02134", "2134", "x", "y"), ("False", "True")]
+    later = as_dataset(pd.DataFrame({"code": [31, 44.0], "zip": ["02134", "02134"], "ok": [True, "False"]}),
+                       schema=schema).x.numpy()
+    assert not later[:, [2, 7, 10]].any()  # no row unseen
 
 
 def test_a_question_mark_is_a_missing_cell_as_in_the_uci_tables():

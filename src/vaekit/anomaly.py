@@ -817,8 +817,10 @@ default="auto"
         text = json.dumps(state) + "\n"  # before the folder exists: nothing half-written if this fails
         folder = RunFolder.create(path, resumable=False)
         try:
-            config = RunConfig(model=self.model_config_, data=DataConfig(
-                spec="<detector>", layout=self.kind_, schema=None if self.schema_ is None else self.schema_.to_json()),
+            config = RunConfig(model=self.model_config_, data=DataConfig(  # (what the ONNX graphs take, too)
+                spec="<detector>", layout=self.kind_, schema=None if self.schema_ is None else self.schema_.to_json(),
+                columns=self.schema_.model_names() if self.schema_ is not None else
+                (list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None)),
                                train=self.train_config_)
             folder.save_config(config)
             folder.save_weights(self.net_, config)

@@ -330,6 +330,9 @@ class Run:
 def load(run_dir, device: str = "auto") -> Run:
     """The trained model of a run folder, ready to encode, reconstruct, sample and evaluate."""
     folder = RunFolder.open(run_dir)
+    if folder.kind == "detector":  # its network works in the detector's robust units, not a run's
+        raise VaekitError(f"{folder.path} is an anomaly detector (vaekit detect fit); score data with vaekit detect "
+                          "score, or give a run folder written by vaekit train")
     config = RunConfig.load(folder.file(CONFIG))
     try:
         model = build_model(config.model)

@@ -107,7 +107,11 @@ def table_rows(run, out: Path, columns: list[str], seed: int | None = None):
                           "as their own values, which a .npy array of numbers cannot hold; write .csv or .parquet")
     import numpy as np
 
+    from ..data.schema import typed
+
     draw = None if seed is None else np.random.default_rng(seed)
+    if out.suffix.lower() == ".parquet":  # one type per column (a CSV's cells as written would mix them)
+        return schema.names, lambda rows, given=None: typed(schema, schema.decode(rows, given, draw))
     return schema.names, lambda rows, given=None: schema.decode(rows, given, draw)
 
 

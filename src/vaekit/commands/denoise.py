@@ -23,6 +23,11 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_output(args.out)
     r = load(args.run)
+    schema = r.config.data.table_schema()
+    if schema is not None:  # noise is added to numbers; its PSNR and SSIM measure pictures
+        raise VaekitError(f"denoise takes images and tables of numbers; {args.run}'s table has categorical or binary "
+                          f"columns ({', '.join(c.name for c in schema.columns if c.kind != 'continuous')}); use "
+                          "vaekit reconstruct, or vaekit impute for its empty cells")
     noisy = r.dataset(args.data)
     clean = r.dataset(args.clean) if args.clean else None
     if clean is not None and len(clean) != len(noisy):

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         from ..report import write_detector_report
 
         detector = AnomalyDetector.load(args.run)
-        data = load_dataset(args.data) if args.data else None
+        data = load_dataset(args.data, schema=detector.schema_) if args.data else None
         print(write_detector_report(detector, Path(args.run), data, name=args.data or ""))
         return 0
     from ..report import write_run_report

@@ -21,6 +21,7 @@ and applied to every later read, so a later file is encoded with the training le
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ import numpy as np
 from ..errors import VaekitError, option
 
 KINDS = ("continuous", "binary", "categorical")
+_LEADING_ZERO = re.compile(r"^[+-]?0\d")  # a code such as 02134, whose zero is part of it
 # Cells read as missing, compared lowercased: pandas' read_csv list (less its rarer spellings),
 # and "?", the UCI repository's mark of a missing value (adult's workclass and occupation).
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a", "-nan", "?"})
@@ -142,6 +144,10 @@ class Schema:
     def check_names(self, names, name: str = "data") -> None:
         """One line unless ``names`` are this schema's columns, in order."""
         names = [str(n) for n in names]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise VaekitError(f"{name}: column(s) {', '.join(map(repr, twice))} appear more than once; give each "
+                              "column a name of its own")
         if names != self.names:
             missing = [c for c in self.names if c not in names]
             extra = [c for c in names if c not in self.names]
@@ -150,7 +156,8 @@ class Schema:
                     "has the columns in another order")
             unnamed = names == [f"x{i}" for i in range(len(names))]  # an array (or a CSV without a header)
             hint = " (an array has no column names: pass a DataFrame, or a file with a header)" if unnamed else ""
-            raise VaekitError(f"{name} {what}; give the columns it was trained on: {', '.join(self.names)}{hint}")
+            raise VaekitError(f"{name}: the table {what}; give the columns it was trained on: "
+                              f"{', '.join(self.names)}{hint}")
 
     def decode(self, x: np.ndarray, given=None, draw: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         """Model columns (N, width) back as the table's own columns: numbers for continuous and
@@ -177,6 +184,22 @@ class Schema:
                     column[kept] = raw[kept]
             out[c.name] = column
         return out
+
+
+def typed(schema: Schema, columns: dict) -> dict:
+    """Decoded columns (:meth:`Schema.decode`) with one type each, as a typed format (Parquet)
+    needs them: numbers as float64 (a CSV's text of a number read as the number), true/false as
+    bools, categories as text; missing cells as None or NaN."""
+    out = {}
+    for c in schema.columns:
+        values = raw_values(columns[c.name])
+        if c.kind == "continuous" or c.numbers:
+            out[c.name] = _numeric(values) if values.dtype.kind != "f" else values
+        elif c.kind == "binary" and c.levels == ("False", "True"):
+            out[c.name] = np.array([None if _is_missing(v) else _key(v) == "True" for v in values], dtype=object)
+        else:
+            out[c.name] = np.array([None if _is_missing(v) else str(v) for v in values], dtype=object)
+    return out
 
 
 def _levels_of(c: Column, block: np.ndarray, draw) -> np.ndarray:
@@ -245,7 +268,18 @@ def _is_missing(v) -> bool:
 
 
 def _key(v) -> str:
-    """A cell as the text a level is recorded as: text stripped, whole numbers without '.0'."""
+    """A cell as the text a level is recorded as: text stripped; numbers (and text that reads as one,
+    as a CSV holds them: 31.0 from pandas, 31 from elsewhere) whole without '.0', except text with
+    a leading zero (a zip code 02134 is text); true and false in any case as True and False."""
+    if isinstance(v, str):
+        text = v.strip()
+        truth = {"true": "True", "false": "False"}.get(text.lower())
+        if truth is not None:
+            return truth
+        number = _number(text) if text[:1].isdigit() or text[:1] in "+-." else None
+        if number is not None and np.isfinite(number) and not _LEADING_ZERO.match(text):
+            return _key(number)
+        return text
     if isinstance(v, (bool, np.bool_)):
         return "True" if v else "False"
     if isinstance(v, (int, np.integer)):
@@ -367,11 +401,6 @@ def _check_not_a_glitch(name: str, values: np.ndarray, table: str) -> None:
                           f"{option('column_types', f'{name}=categorical')}")
 
 
-def _truth(v) -> str:
-    """A cell of a True/False column as its level ('true' and 'TRUE' are True)."""
-    return {"true": "True", "false": "False"}.get(str(v).strip().lower(), _key(v))
-
-
 def _number(v) -> float | None:
     try:
         return float(v)
@@ -393,15 +422,14 @@ def _encode(c: Column, raw, table: str) -> np.ndarray:
                               "rescale them (empty cells and NaN are taken as missing)")
         return numbers[:, None]
     index = {level: i for i, level in enumerate(c.levels)}
-    key = _truth if c.kind == "binary" and c.levels == ("False", "True") and not c.numbers else _key
     if values.dtype.kind in "iufb":  # numbers: the levels of their distinct values, looked up once each
         missing = np.isnan(values) if values.dtype.kind == "f" else np.zeros(len(values), bool)
         distinct, inverse = np.unique(values[~missing], return_inverse=True)
         codes = np.full(len(values), -2, np.int64)
-        codes[~missing] = np.array([index.get(key(v), -1) for v in distinct], np.int64)[inverse.reshape(-1)]
+        codes[~missing] = np.array([index.get(_key(v), -1) for v in distinct], np.int64)[inverse.reshape(-1)]
     else:
         missing = np.array([_is_missing(v) for v in values], bool)
-        codes = np.array([-2 if m else index.get(key(v), -1) for v, m in zip(values, missing)], np.int64)
+        codes = np.array([-2 if m else index.get(_key(v), -1) for v, m in zip(values, missing)], np.int64)
     if c.kind == "binary":
         if ((codes == -1) & ~missing).any():
             bad = values[int(np.argmax((codes == -1) & ~missing))]
