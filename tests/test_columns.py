@@ -326,6 +326,8 @@ def test_serve_takes_and_gives_a_tables_own_cells(tmp_path):
     assert client.post("/reconstruct", json={"inputs": space.json()["examples"]["inputs"]}).status_code == 200
     bad = client.post("/reconstruct", json={"inputs": [["red", 0.1]]})
     assert bad.status_code == 422 and "must hold 5 cells" in bad.json()["error"]
+    bad = client.post("/reconstruct", json={"inputs": {"colour": "red"}})  # one line, not pydantic's dump
+    assert bad.status_code == 422 and "\n" not in bad.json()["error"] and "a list of rows" in bad.json()["error"]
 
     det = vaekit.AnomalyDetector(epochs=5, random_state=0, column_types={"store": "categorical"}).fit(frame)
     det.save(tmp_path / "det")

@@ -579,8 +579,10 @@ def create_app(folder, api_key: str | None = None, device: str = "auto", max_bat
         except RecursionError:
             raise ServeError(422, TOO_DEEP) from None
         except (ValueError, UnicodeDecodeError) as e:
-            raise ServeError(422, f"the body must be JSON {{\"inputs\": [...]}} or an upload of files ({e})"[:300]) \
-                from None
+            errors = getattr(e, "errors", None)  # pydantic's: the first problem, in one line, not its dump
+            why = errors()[0].get("msg", "") if callable(errors) and errors() else " ".join(str(e).split())
+            raise ServeError(422, f"the body must be JSON {{\"inputs\": [...]}} (a list of rows) or an upload of "
+                                  f"files ({why})"[:300]) from None
         x = service.rows(body.inputs)
         y = None if body.labels is None else np.asarray(body.labels)
         if y is not None and len(y) != len(x):
