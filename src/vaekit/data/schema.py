@@ -228,13 +228,31 @@ def _levels_of(c: Column, block: np.ndarray, draw) -> np.ndarray:
     return column
 
 
-def _missing(values: np.ndarray) -> np.ndarray:
-    """Which cells of a raw column are missing."""
+def _missing(values: np.ndarray, split=None) -> np.ndarray:
+    """Which cells of a raw column are missing (``split``: its :func:`_distinct`, if known)."""
     if values.dtype.kind == "f":
         return np.isnan(values)
     if values.dtype.kind in "iub":
         return np.zeros(len(values), bool)
-    return np.array([_is_missing(v) for v in values], bool)
+    return _per_cell(values, _is_missing, bool, split)
+
+
+def _per_cell(values: np.ndarray, fn, dtype, split=None) -> np.ndarray:
+    """``fn`` of each cell of an object column, worked out once per distinct cell (a text column
+    of 30,000 rows holds a handful of levels; ``split``: its :func:`_distinct`, if known)."""
+    distinct, inverse = split or _distinct(values)
+    return np.array([fn(v) for v in distinct], dtype)[inverse]
+
+
+def _distinct(values: np.ndarray) -> tuple[list, np.ndarray]:
+    """An object column's distinct cells (by type and value: 1, 1.0 and True stay apart) and where
+    each cell's is; cells that cannot be hashed each count as their own."""
+    seen: dict = {}
+    try:
+        inverse = np.fromiter((seen.setdefault((type(v), v), len(seen)) for v in values), np.int64, len(values))
+    except TypeError:
+        return list(values), np.arange(len(values))
+    return [v for _, v in seen], inverse
 
 
 def parse_column_types(text: str | None) -> dict[str, str] | None:
@@ -335,11 +353,13 @@ def _numeric(values: np.ndarray) -> np.ndarray | None:
 
 def _infer(name: str, raw, declared: str | None, table: str) -> Column:
     values, dtype = raw_values(raw), _dtype_name(raw)
-    _check_readable(name, values, dtype, table)
-    boolean = _is_boolean(values, dtype)
+    # an object column's distinct cells, which every test below looks at once each
+    split = _distinct(values) if values.dtype.kind == "O" else None
+    missing = _check_readable(name, values, dtype, table, split)
+    boolean = values.dtype.kind == "b" or dtype in ("bool", "boolean") or (split is not None and _bools(split[0]))
     numbers = None if boolean else _numeric(values)
     if numbers is None and declared is None and not boolean and dtype != "category":
-        _check_not_a_glitch(name, values, table)
+        _check_not_a_glitch(name, values, table, missing, split)
     kind = declared or ("binary" if boolean else
                         "categorical" if numbers is None or dtype == "category" else "continuous")
     if kind == "continuous":
@@ -348,8 +368,10 @@ def _infer(name: str, raw, declared: str | None, table: str) -> Column:
             raise VaekitError(f"{table}: column {name!r} is declared continuous but holds {_key(bad)!r}; give numbers "
                               f"there, or declare it categorical in {option('column_types')}")
         return Column(name)
-    seen = [v for v in values if not _is_missing(v)]
-    keys = sorted({_key(v) for v in seen}, key=lambda k: (float(k), k) if numbers is not None else (0, k))
+    seen = int((~missing).sum())
+    distinct = split[0] if split is not None else np.unique(values[~missing])
+    keys = sorted({_key(v) for v in distinct if not _is_missing(v)},
+                  key=lambda k: (float(k), k) if numbers is not None else (0, k))
     if dtype == "category" and hasattr(raw, "cat"):  # a pandas category keeps its declared levels
         keys = [_key(v) for v in raw.cat.categories]
     # levels read from numbers (not from text, which keeps its spelling: a zip code 02134)
@@ -361,41 +383,42 @@ def _infer(name: str, raw, declared: str | None, table: str) -> Column:
         if boolean:
             keys = ["False", "True"]
         return Column(name, "binary", tuple(keys), as_numbers)
-    if declared is None and len(keys) > MOST_LEVELS and len(keys) > len(seen) / 2:
-        raise VaekitError(f"{table}: column {name!r} holds {len(keys)} different texts in {len(seen)} rows, too many "
+    if declared is None and len(keys) > MOST_LEVELS and len(keys) > seen / 2:
+        raise VaekitError(f"{table}: column {name!r} holds {len(keys)} different texts in {seen} rows, too many "
                           f"to be categories (an identifier or free text?); drop it, or declare it with "
                           f"{option('column_types', f'{name}=categorical')}")
     return Column(name, "categorical", tuple(keys), as_numbers)
 
 
-def _check_readable(name: str, values: np.ndarray, dtype: str, table: str) -> None:
-    """One line for a column no kind fits: dates, complex numbers, no value at all."""
+def _check_readable(name: str, values: np.ndarray, dtype: str, table: str, split) -> np.ndarray:
+    """One line for a column no kind fits: dates, complex numbers, no value at all; else which
+    of its cells are missing."""
     if values.dtype.kind in "mM" or dtype.startswith(("datetime", "timedelta")):
         raise VaekitError(f"{table}: column {name!r} holds dates or durations; turn them into numbers (e.g. seconds "
                           "since a start, or the hour and weekday) or drop it")
     if values.dtype.kind == "c":
         raise VaekitError(f"{table}: column {name!r} holds complex numbers; give the real and imaginary parts (or "
                           "the magnitude) as columns of their own")
-    if len(values) and _missing(values).all():
+    missing = _missing(values, split)
+    if len(values) and missing.all():
         raise VaekitError(f"{table}: column {name!r} has no values (every cell is empty), nothing to learn from; "
                           "drop it")
+    return missing
 
 
-def _is_boolean(values: np.ndarray, dtype: str) -> bool:
-    """A bool column: NumPy's or pandas' (nullable too), or Python bools with gaps."""
-    if values.dtype.kind == "b" or dtype in ("bool", "boolean"):
-        return True
-    flags = [isinstance(v, (bool, np.bool_)) for v in values] if values.dtype.kind == "O" else []
-    return any(flags) and all(f or _is_missing(v) for f, v in zip(flags, values))
+def _bools(distinct: list) -> bool:
+    """Whether an object column's distinct cells are Python bools, and gaps."""
+    flags = [isinstance(v, (bool, np.bool_)) for v in distinct]
+    return any(flags) and all(f or _is_missing(v) for f, v in zip(flags, distinct))
 
 
-def _check_not_a_glitch(name: str, values: np.ndarray, table: str) -> None:
+def _check_not_a_glitch(name: str, values: np.ndarray, table: str, missing: np.ndarray, split) -> None:
     """One line for a column of numbers with a few texts in it (fewer than half its values): a
     glitch to correct, not categories."""
-    texts = [(i, v) for i, v in enumerate(values) if not _is_missing(v) and _number(v) is None]
-    if len(texts) < (len(values) - int(_missing(values).sum())) / 2:
-        row, bad = texts[0]
-        more = f" and {len(texts) - 1} more" if len(texts) > 1 else ""
+    text = _per_cell(values, lambda v: not _is_missing(v) and _number(v) is None, bool, split)
+    if text.sum() < (len(values) - int(missing.sum())) / 2:
+        row = int(np.argmax(text))
+        bad, more = values[row], f" and {int(text.sum()) - 1} more" if text.sum() > 1 else ""
         raise VaekitError(f"{table}: column {name!r} holds numbers but also {_key(bad)!r} (row {row}{more}); "
                           f"correct or empty those cells, or declare the column with "
                           f"{option('column_types', f'{name}=categorical')}")
@@ -428,8 +451,9 @@ def _encode(c: Column, raw, table: str) -> np.ndarray:
         codes = np.full(len(values), -2, np.int64)
         codes[~missing] = np.array([index.get(_key(v), -1) for v in distinct], np.int64)[inverse.reshape(-1)]
     else:
-        missing = np.array([_is_missing(v) for v in values], bool)
-        codes = np.array([-2 if m else index.get(_key(v), -1) for v, m in zip(values, missing)], np.int64)
+        split = _distinct(values)
+        missing = _missing(values, split)
+        codes = _per_cell(values, lambda v: -2 if _is_missing(v) else index.get(_key(v), -1), np.int64, split)
     if c.kind == "binary":
         if ((codes == -1) & ~missing).any():
             bad = values[int(np.argmax((codes == -1) & ~missing))]
