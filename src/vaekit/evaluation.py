@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .data import Dataset
+from .likelihoods import MixedLikelihood
 from .objectives import iw_nll, loss_terms
 
 ACTIVE_UNIT_VARIANCE = 0.01  # a latent dimension is active if its posterior mean varies this much
@@ -42,7 +43,7 @@ def evaluate(model, data: Dataset, batch_size: int = 1024, iw_samples: int | Non
             sums["recon"] += terms.recon.sum().item()
             sums["kl"] += terms.kl.sum().item()
             recon = model.reconstruct(x, y)
-            mixed = getattr(model.likelihood, "groups", None) is not None  # a table with categories
+            mixed = isinstance(model.likelihood, MixedLikelihood)  # a table with categories
             numbers = model.likelihood.continuous_columns if mixed else slice(None)
             error = (recon - x)[..., numbers].pow(2)  # a table's missing cells: NaN, left out
             sums["sq_err"] += error.nansum().item()

@@ -140,9 +140,11 @@ class Dataset(Samples):
         return self.y if index is None or self.y is None else self.y[index]
 
     def subset(self, index: torch.Tensor) -> Dataset:
-        rows = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index)
-        return replace(self, x=self.x[index], y=None if self.y is None else self.y[index],
-                       given=None if self.given is None else tuple(np.asarray(c)[rows] for c in self.given))
+        given = self.given
+        if given is not None:
+            rows = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index)
+            given = tuple(c[rows] for c in given)
+        return replace(self, x=self.x[index], y=None if self.y is None else self.y[index], given=given)
 
     def given_rows(self, start: int, stop: int) -> tuple | None:
         """The columns of rows ``start`` to ``stop`` as they were read (a table with binary or
