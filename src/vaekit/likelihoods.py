@@ -77,10 +77,14 @@ class BernoulliLikelihood(nn.Module):
         # validate_args=False: the support check would reject grey levels in [0, 1].
         return Independent(Bernoulli(logits=params, validate_args=False), params.dim() - 1)
 
+    def cell_log_prob(self, params: torch.Tensor, x: torch.Tensor, constants: bool = True) -> torch.Tensor:
+        """log p of each cell (every term depends on x: ``constants`` changes nothing)."""
+        return -F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
+
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         seen = observed(x)
         x = filled_in(x, seen, torch.sigmoid(params))
-        return -row_sum(F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none"), x, seen)
+        return row_sum(self.cell_log_prob(params, x), x, seen)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
@@ -92,11 +96,15 @@ class ContinuousBernoulliLikelihood(nn.Module):
     def distribution(self, params: torch.Tensor) -> Independent:
         return Independent(ContinuousBernoulli(logits=params, validate_args=False), params.dim() - 1)
 
+    def cell_log_prob(self, params: torch.Tensor, x: torch.Tensor, constants: bool = True) -> torch.Tensor:
+        """log p of each cell: the Bernoulli term plus the log normaliser, which torch computes
+        stably near 1/2 (it depends on the parameters, so ``constants`` changes nothing)."""
+        return ContinuousBernoulli(logits=params, validate_args=False).log_prob(x)
+
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        # The Bernoulli term plus the log normaliser, which torch computes stably near 1/2.
         seen = observed(x)
         x = filled_in(x, seen, torch.sigmoid(params))
-        return row_sum(ContinuousBernoulli(logits=params, validate_args=False).log_prob(x), x, seen)
+        return row_sum(self.cell_log_prob(params, x), x, seen)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return ContinuousBernoulli(logits=params, validate_args=False).mean
@@ -118,6 +126,13 @@ class GaussianLikelihood(nn.Module):
     def distribution(self, params: torch.Tensor) -> Independent:
         scale = self._log_scale(params).exp().expand_as(params)
         return Independent(Normal(params, scale, validate_args=False), params.dim() - 1)
+
+    def cell_log_prob(self, params: torch.Tensor, x: torch.Tensor, constants: bool = True) -> torch.Tensor:
+        """log p of each cell; without ``constants``, minus half the squared error in units of the
+        scale alone (what an autoencoder's score counts)."""
+        log_scale = self._log_scale(params)
+        half_square = -0.5 * ((x - params) * torch.exp(-log_scale)).pow(2)
+        return half_square - log_scale - _HALF_LOG_2PI if constants else half_square
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         log_scale = self._log_scale(params)
@@ -147,9 +162,11 @@ class LaplaceLikelihood(nn.Module):
         super().__init__()
         self.log_scale = nn.Parameter(torch.zeros(shape))
 
-    def cell_log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def cell_log_prob(self, params: torch.Tensor, x: torch.Tensor, constants: bool = True) -> torch.Tensor:
+        """log p of each cell; without ``constants``, the absolute error in units of the scale."""
         log_scale = self.log_scale.clamp_min(LOG_SCALE_MIN)
-        return -(x - params).abs() * torch.exp(-log_scale) - log_scale - _LOG_2
+        error = -(x - params).abs() * torch.exp(-log_scale)
+        return error - log_scale - _LOG_2 if constants else error
 
     def distribution(self, params: torch.Tensor) -> Independent:
         scale = self.log_scale.clamp_min(LOG_SCALE_MIN).exp().expand_as(params)
@@ -224,17 +241,7 @@ class MixedLikelihood(nn.Module):
     def _continuous(self, params, x, continuous: str) -> torch.Tensor:
         if continuous == "unit":
             return -0.5 * (x - params).pow(2)
-        if isinstance(self.inner, GaussianLikelihood):
-            log_scale = self.inner._log_scale(params)
-            half_square = -0.5 * ((x - params) * torch.exp(-log_scale)).pow(2)
-            return half_square if continuous == "scaled" else half_square - log_scale - _HALF_LOG_2PI
-        if isinstance(self.inner, LaplaceLikelihood):
-            if continuous == "scaled":
-                return -(x - params).abs() * torch.exp(-self.inner.log_scale.clamp_min(LOG_SCALE_MIN))
-            return self.inner.cell_log_prob(params, x)
-        if isinstance(self.inner, BernoulliLikelihood):
-            return -F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
-        return ContinuousBernoulli(logits=params, validate_args=False).log_prob(x)
+        return self.inner.cell_log_prob(params, x, constants=continuous == "density")
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor, continuous: str = "density") -> torch.Tensor:
         """The sum of :meth:`column_terms` per row (scaled to the full width where cells are missing)."""
