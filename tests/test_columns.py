@@ -2,6 +2,7 @@
 one schema (vaekit.data.schema), modelled with a likelihood per column kind, through the
 Python API and the command line."""
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -355,3 +356,20 @@ def test_a_question_mark_is_a_missing_cell_as_in_the_uci_tables():
     ds = as_dataset(pd.DataFrame({"work": ["Private", "?", " ?", "Gov"], "age": ["39", "?", "50", "41"]}))
     assert ds.schema.columns[0].levels == ("Gov", "Private") and np.isnan(ds.x.numpy()[1]).all()
     assert ds.schema.columns[1].kind == "continuous"
+
+
+def test_a_glitch_that_sets_a_columns_scale_is_warned_of(tmp_path):
+    """One salary of 1e7 among a few hundred of about 60 squeezes the rest of the column to one
+    point after standardising: training says so, naming the column and the value; a clean table
+    and a heavy-tailed one (a lognormal) train without a word."""
+    frame, _ = shop(300, seed=12)
+    clean = frame[["colour", "size", "noise"]].copy()
+    clean["noise"] = np.random.default_rng(0).lognormal(0, 2, 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", vaekit.VaekitWarning)
+        vaekit.train(clean, out=tmp_path / "clean", epochs=1, progress=False, report=False)
+    glitch = clean.copy()
+    glitch.loc[5, "size"] = 1e7
+    with pytest.warns(vaekit.VaekitWarning, match=r"column\(s\) size \(1e\+07 where half lie within .* correct or "
+                                                   r"empty those cells"):
+        vaekit.train(glitch, out=tmp_path / "glitch", epochs=1, progress=False, report=False)
